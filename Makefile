@@ -1,0 +1,45 @@
+# Two commands a person needs: `make demo` and `make test`. Everything else is a step of theirs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup install weaviate browser demo test lint typecheck pytest lock clean
+
+setup: install weaviate
+
+# The lock pins every version (uv resolves it for all platforms); uv installs from its cache, so a second
+# environment on the same machine costs seconds and an existing one is never reinstalled.
+install: $(STAMP)
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.5"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+# The pinned Weaviate server: built once with Go (falls back to the release binary), then reused.
+weaviate: $(STAMP)
+	@$(BIN)/mmrag weaviate install
+
+lock:
+	$(BIN)/uv pip compile --quiet --universal --extra dev pyproject.toml -o requirements.lock
+
+demo: setup
+	@$(BIN)/mmrag demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest
+
+test: setup lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

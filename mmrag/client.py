@@ -1,0 +1,80 @@
+"""The one way library code gets a Weaviate client."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+import weaviate
+from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+from weaviate.exceptions import WeaviateBaseError
+
+from mmrag.errors import ConfigError, WeaviateUnavailableError
+from mmrag.server import LocalWeaviate, binary_path
+from mmrag.settings import Settings
+
+_TIMEOUT = AdditionalConfig(timeout=Timeout(init=5, query=60, insert=120))
+
+
+def local_server(settings: Settings) -> LocalWeaviate:
+    return LocalWeaviate(
+        binary=binary_path(settings.cache_dir),
+        data_dir=settings.data_dir,
+        http_port=settings.weaviate_http_port,
+        grpc_port=settings.weaviate_grpc_port,
+    )
+
+
+def connect(settings: Settings, *, start_local: bool = True) -> weaviate.WeaviateClient:
+    """A connected client: MMRAG_WEAVIATE_URL when set, else the local server (started on demand)."""
+    if settings.weaviate_url:
+        client = _remote_client(settings)
+        where = f"Weaviate at {settings.weaviate_url}"
+        hint = "check MMRAG_WEAVIATE_URL, or unset it to use the local server"
+    else:
+        server = local_server(settings)
+        state = server.start() if start_local else server.status()
+        client = weaviate.connect_to_local(
+            host="127.0.0.1",
+            port=state.http_port,
+            grpc_port=state.grpc_port,
+            auth_credentials=Auth.api_key(server.api_key()),
+            additional_config=_TIMEOUT,
+            skip_init_checks=True,  # no PyPI version look-up (2 s offline); readiness is checked below
+        )
+        where = f"the local Weaviate on 127.0.0.1:{state.http_port}"
+        hint = "run `mmrag weaviate start`"
+    try:
+        client.connect()
+        ready = client.is_ready()
+    except WeaviateBaseError as e:
+        client.close()
+        raise WeaviateUnavailableError(f"cannot reach {where}: {_first_line(e)}; {hint}") from e
+    if not ready:
+        client.close()
+        raise WeaviateUnavailableError(f"cannot reach {where}; {hint}")
+    return client
+
+
+def _remote_client(settings: Settings) -> weaviate.WeaviateClient:
+    url = urlparse(settings.weaviate_url or "")
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ConfigError(f"MMRAG_WEAVIATE_URL must look like http://host:8080, got {settings.weaviate_url!r}")
+    secure = url.scheme == "https"
+    grpc = urlparse(settings.weaviate_grpc_url) if settings.weaviate_grpc_url else None
+    auth = Auth.api_key(settings.weaviate_api_key.get_secret_value()) if settings.weaviate_api_key else None
+    return weaviate.connect_to_custom(
+        http_host=url.hostname,
+        http_port=url.port or (443 if secure else 80),
+        http_secure=secure,
+        grpc_host=(grpc.hostname if grpc and grpc.hostname else url.hostname),
+        grpc_port=(grpc.port if grpc and grpc.port else 50051),
+        grpc_secure=(grpc.scheme == "https" if grpc else secure),
+        auth_credentials=auth,
+        additional_config=_TIMEOUT,
+        skip_init_checks=True,
+    )
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__

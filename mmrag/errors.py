@@ -1,0 +1,25 @@
+"""Errors a user can cause or fix. The CLI and UI turn each into one clear line."""
+
+
+class MmragError(Exception):
+    """Base class: its message is what the user reads."""
+
+
+class ConfigError(MmragError):
+    """A setting or argument is invalid."""
+
+
+class ServerInstallError(MmragError):
+    """The Weaviate server binary could not be built or downloaded."""
+
+
+class ServerStartError(MmragError):
+    """The local Weaviate server could not start (binary missing, port taken, early exit)."""
+
+
+class WeaviateUnavailableError(MmragError):
+    """No Weaviate server answers at the configured address."""
+
+
+class ModelUnavailableError(MmragError):
+    """A model could not be loaded (missing locally and the hub unreachable, bad id)."""

