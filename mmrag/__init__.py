@@ -1,3 +1,3 @@
-"""mmrag core: settings, the local Weaviate server, model loading and the command line."""
+"""mmrag core: settings, the local Weaviate server, the one client and model-loading path, the command line."""
 
 __version__ = "0.1.0"

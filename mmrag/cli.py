@@ -9,9 +9,9 @@ import time
 
 import click
 import typer
-from rich.console import Console
 
 from mmrag import server
+from mmrag.console import err, out
 from mmrag.errors import MmragError
 from mmrag.settings import Settings, load_settings
 
@@ -21,8 +21,19 @@ models_app = typer.Typer(help="Model checkpoints.", no_args_is_help=True)
 app.add_typer(weaviate_app, name="weaviate")
 app.add_typer(models_app, name="models")
 
-out = Console()
-err = Console(stderr=True)
+
+def _register_packages() -> None:
+    """Each package adds its own commands (their modules import nothing heavy)."""
+    import finetune.cli
+    import indexer.cli
+    import rag_app.cli
+    import ui.cli
+
+    for module in (indexer.cli, rag_app.cli, finetune.cli, ui.cli):
+        module.register(app)
+
+
+_register_packages()
 
 
 def _settings() -> Settings:
@@ -68,11 +79,23 @@ def weaviate_status(json_output: bool = typer.Option(False, "--json", help="One 
 
     state = local_server(_settings()).status()
     if json_output:
-        out.print_json(json.dumps({"running": state.running, "ready": state.ready, "pid": state.pid,
-                                   "url": state.url, "grpc_port": state.grpc_port, "data": str(state.data_dir)}))
+        out.print_json(
+            json.dumps(
+                {
+                    "running": state.running,
+                    "ready": state.ready,
+                    "pid": state.pid,
+                    "url": state.url,
+                    "grpc_port": state.grpc_port,
+                    "data": str(state.data_dir),
+                }
+            )
+        )
     elif state.running:
-        out.print(f"Weaviate {'ready' if state.ready else 'starting'} at {state.url} (pid {state.pid}), "
-                  f"data in {state.data_dir}")
+        out.print(
+            f"Weaviate {'ready' if state.ready else 'starting'} at {state.url} (pid {state.pid}), "
+            f"data in {state.data_dir}"
+        )
     else:
         out.print("Weaviate is not running")
     if not state.running:
@@ -97,15 +120,19 @@ def demo() -> None:
 
     overrides = {}
     if "MMRAG_PROFILE" not in os.environ and not hub_reachable():
-        out.print("[yellow]offline:[/] the Hugging Face hub is unreachable, so the demo uses the tiny profile "
-                  "(tiny random models; answers are not meaningful)")
+        out.print(
+            "[yellow]offline:[/] the Hugging Face hub is unreachable, so the demo uses the tiny profile "
+            "(tiny random models; answers are not meaningful)"
+        )
         overrides["profile"] = "tiny"
     run_demo(load_settings(**overrides), out)
 
 
 def main() -> None:
     """Console entry point: every MmragError becomes one line on stderr and exit status 1."""
-    logging.basicConfig(level=os.environ.get("MMRAG_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("MMRAG_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
+    )
     _quiet_libraries()
     try:
         code = app(standalone_mode=False)

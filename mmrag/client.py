@@ -27,27 +27,27 @@ def local_server(settings: Settings) -> LocalWeaviate:
 def connect(settings: Settings, *, start_local: bool = True) -> weaviate.WeaviateClient:
     """A connected client: MMRAG_WEAVIATE_URL when set, else the local server (started on demand)."""
     if settings.weaviate_url:
-        client = _remote_client(settings)
         where = f"Weaviate at {settings.weaviate_url}"
         hint = "check MMRAG_WEAVIATE_URL, or unset it to use the local server"
     else:
         server = local_server(settings)
         state = server.start() if start_local else server.status()
-        client = weaviate.connect_to_local(
-            host="127.0.0.1",
-            port=state.http_port,
-            grpc_port=state.grpc_port,
-            auth_credentials=Auth.api_key(server.api_key()),
-            additional_config=_TIMEOUT,
-            skip_init_checks=True,  # no PyPI version look-up (2 s offline); readiness is checked below
-        )
         where = f"the local Weaviate on 127.0.0.1:{state.http_port}"
         hint = "run `mmrag weaviate start`"
     try:
-        client.connect()
+        if settings.weaviate_url:
+            client = _remote_client(settings)
+        else:
+            client = weaviate.connect_to_local(
+                host="127.0.0.1",
+                port=state.http_port,
+                grpc_port=state.grpc_port,
+                auth_credentials=Auth.api_key(server.api_key()),
+                additional_config=_TIMEOUT,
+                skip_init_checks=True,  # no PyPI version look-up (2 s offline); readiness is checked below
+            )
         ready = client.is_ready()
     except WeaviateBaseError as e:
-        client.close()
         raise WeaviateUnavailableError(f"cannot reach {where}: {_first_line(e)}; {hint}") from e
     if not ready:
         client.close()

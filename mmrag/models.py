@@ -155,7 +155,7 @@ def load_vlm(model_id: str, device: str, *, four_bit: bool = False) -> tuple[Any
     except (OSError, ValueError) as e:
         raise ModelUnavailableError(f"cannot load VLM {model_id!r}: {_reason(e)}") from e
     if not four_bit:
-        model.to(device)
+        model.to(device)  # type: ignore[arg-type]
     model.eval()
     return model, processor
 

@@ -166,12 +166,24 @@ class LocalWeaviate:
             return self.status()
         if not self.binary.is_file():
             raise ServerStartError(f"the Weaviate server is not installed at {self.binary}: run `make setup`")
-        for name, port in (("MMRAG_WEAVIATE_HTTP_PORT", self.http_port), ("MMRAG_WEAVIATE_GRPC_PORT", self.grpc_port)):
+        for name, port in (
+            ("MMRAG_WEAVIATE_HTTP_PORT", self.http_port),
+            ("MMRAG_WEAVIATE_GRPC_PORT", self.grpc_port),
+        ):
             if not _port_free(port):
                 raise ServerStartError(f"port {port} on 127.0.0.1 is in use: free it or set {name} to another port")
         self.root.mkdir(parents=True, exist_ok=True)
-        argv = [str(self.binary), "--host", "127.0.0.1", "--port", str(self.http_port), "--scheme", "http",
-                "--read-timeout=600s", "--write-timeout=600s"]
+        argv = [
+            str(self.binary),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.http_port),
+            "--scheme",
+            "http",
+            "--read-timeout=600s",
+            "--write-timeout=600s",
+        ]
         # A new session: the server outlives the command that started it and ignores its Ctrl-C.
         pid = os.posix_spawn(
             argv[0],
@@ -184,9 +196,7 @@ class LocalWeaviate:
             ],
             setsid=True,
         )
-        self.state_file.write_text(
-            json.dumps({"pid": pid, "http_port": self.http_port, "grpc_port": self.grpc_port})
-        )
+        self.state_file.write_text(json.dumps({"pid": pid, "http_port": self.http_port, "grpc_port": self.grpc_port}))
         self._wait_ready(pid, self.http_port, timeout)
         return self.status()
 

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -85,7 +86,7 @@ def build_tiny_clip(out: Path) -> None:
     from safetensors.torch import save_file
 
     torch.manual_seed(0)
-    model = open_clip.CLIP(**TINY_CLIP_CONFIG)  # type: ignore[arg-type]
+    model = open_clip.CLIP(**TINY_CLIP_CONFIG)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out / "open_clip_model.safetensors"))
     mean, std = open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
@@ -121,8 +122,8 @@ def _tokenizer(extra_tokens: dict[str, str]):  # type: ignore[no-untyped-def]
     )
 
 
-def _generation_ids(model: torch.nn.Module, tokenizer) -> None:  # type: ignore[no-untyped-def]
-    gen = model.generation_config  # type: ignore[union-attr]
+def _generation_ids(model: Any, tokenizer: Any) -> None:
+    gen = model.generation_config
     gen.pad_token_id = tokenizer.pad_token_id
     gen.eos_token_id = tokenizer.eos_token_id
     gen.bos_token_id = tokenizer.bos_token_id
@@ -155,8 +156,13 @@ def build_tiny_llava(out: Path) -> None:
     )
     config = LlavaConfig(
         vision_config=CLIPVisionConfig(
-            image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, hidden_size=32, intermediate_size=64,
-            num_hidden_layers=2, num_attention_heads=2, projection_dim=32,
+            image_size=IMAGE_SIZE,
+            patch_size=PATCH_SIZE,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            projection_dim=32,
         ),
         text_config=_llama_config(LlamaConfig, tokenizer),
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
@@ -199,8 +205,13 @@ def build_tiny_llava_onevision(out: Path) -> None:
     )
     config = LlavaOnevisionConfig(
         vision_config=SiglipVisionConfig(
-            image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, hidden_size=32, intermediate_size=64,
-            num_hidden_layers=2, num_attention_heads=2, vision_use_head=False,
+            image_size=IMAGE_SIZE,
+            patch_size=PATCH_SIZE,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            vision_use_head=False,
         ),
         text_config=_llama_config(Qwen2Config, tokenizer),
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),

@@ -1,0 +1,60 @@
+"""The manifest saved beside every LoRA adapter: what produced it, so the app can refuse a mismatched base."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mmrag.errors import MmragError
+
+MANIFEST_NAME = "mmrag_adapter.json"
+
+
+class ManifestError(MmragError):
+    """An adapter dir without a readable manifest, or one that does not fit the model in use."""
+
+
+@dataclass(frozen=True)
+class AdapterManifest:
+    base_model: str
+    """The base model id or dir the adapter was trained on."""
+    prompt_style: str
+    """rag_app.prompts.PROMPT_STYLE at training time."""
+    base_revision: str | None = None
+    """The base checkpoint's revision (commit hash) when known, else None."""
+    dataset_card_sha256: str | None = None
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def save(self, adapter_dir: Path) -> Path:
+        path = adapter_dir / MANIFEST_NAME
+        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, adapter_dir: Path) -> AdapterManifest:
+        path = adapter_dir / MANIFEST_NAME
+        try:
+            data = json.loads(path.read_text())
+            return cls(**data)
+        except FileNotFoundError as e:
+            raise ManifestError(f"{adapter_dir} is not an mmrag adapter: {MANIFEST_NAME} is missing") from e
+        except (json.JSONDecodeError, TypeError) as e:
+            raise ManifestError(f"{path} is not a valid adapter manifest: {e}") from e
+
+    def check_base(self, base_model: str) -> None:
+        """Refuse to put this adapter on another base model."""
+        if _normalise(self.base_model) != _normalise(base_model):
+            raise ManifestError(
+                f"the adapter was trained on {self.base_model!r} but the model in use is {base_model!r}: "
+                "set MMRAG_VLM_MODEL to the adapter's base or choose another adapter"
+            )
+
+
+def _normalise(model_id: str) -> str:
+    path = Path(model_id).expanduser()
+    return str(path.resolve()) if path.exists() else model_id.rstrip("/")

@@ -1,0 +1,1 @@
+"""Indexing: charts, images, PDFs and text documents into Weaviate with CLIP and text vectors."""

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from mmrag.client import connect
+from mmrag.errors import ConfigError, WeaviateUnavailableError
+from mmrag.server import free_port
+from mmrag.settings import Settings
+from tests.conftest import cli_env, run_cli
+
+
+def test_unreachable_url_is_one_clear_error(settings: Settings) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    bad = settings.model_copy(update={"weaviate_url": url})
+    with pytest.raises(WeaviateUnavailableError, match=f"cannot reach Weaviate at {url}.*MMRAG_WEAVIATE_URL"):
+        connect(bad)
+
+
+def test_malformed_url_is_a_config_error(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="MMRAG_WEAVIATE_URL"):
+        connect(settings.model_copy(update={"weaviate_url": "weaviate:8080"}))
+
+
+def test_external_url_with_api_key_connects(settings: Settings, weaviate_server) -> None:  # type: ignore[no-untyped-def]
+    external = settings.model_copy(
+        update={
+            "weaviate_url": f"http://127.0.0.1:{weaviate_server.http_port}",
+            "weaviate_grpc_url": f"http://127.0.0.1:{weaviate_server.grpc_port}",
+            "weaviate_api_key": SecretStr(weaviate_server.api_key()),
+        }
+    )
+    with connect(external) as client:
+        assert client.is_ready()
+
+
+def test_demo_writes_and_reads_back(settings: Settings) -> None:
+    result = run_cli(cli_env(settings), "demo")
+    assert result.returncode == 0, result.stderr
+    assert "wrote and read back" in result.stdout

@@ -1,0 +1,99 @@
+"""The local Weaviate server through `mmrag weaviate ...`, as a user runs it."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+import weaviate.classes as wvc
+
+from mmrag.client import connect
+from mmrag.errors import ServerStartError
+from mmrag.server import LocalWeaviate, binary_path, free_port
+from mmrag.settings import Settings
+from tests.conftest import CACHE_DIR, cli_env, run_cli
+
+mmrag = run_cli
+
+
+@pytest.fixture
+def own_settings(tmp_path: Path) -> Settings:
+    """A second server of this test's own (the session one keeps running)."""
+    return Settings(
+        profile="tiny",
+        data_dir=tmp_path,
+        cache_dir=CACHE_DIR,
+        collection="Survivors",
+        weaviate_http_port=free_port(),
+        weaviate_grpc_port=free_port(),
+    )
+
+
+def test_start_status_stop_and_data_survives_restart(own_settings: Settings) -> None:
+    env = cli_env(own_settings)
+    assert mmrag(env, "weaviate", "status").returncode == 1
+
+    started = mmrag(env, "weaviate", "start")
+    assert started.returncode == 0, started.stderr
+    assert f"127.0.0.1:{own_settings.weaviate_http_port}" in started.stdout
+    status = mmrag(env, "weaviate", "status")
+    assert status.returncode == 0 and "ready" in status.stdout
+
+    with connect(own_settings, start_local=False) as client:
+        collection = client.collections.create(
+            own_settings.collection,
+            vector_config=wvc.config.Configure.Vectors.self_provided(),
+            properties=[wvc.config.Property(name="text", data_type=wvc.config.DataType.TEXT)],
+        )
+        uid = collection.data.insert({"text": "kept"}, vector=[1.0, 0.0, 0.5])
+
+    assert mmrag(env, "weaviate", "stop").returncode == 0
+    assert mmrag(env, "weaviate", "status").returncode == 1
+    assert mmrag(env, "weaviate", "start").returncode == 0
+    try:
+        with connect(own_settings, start_local=False) as client:
+            obj = client.collections.use(own_settings.collection).query.fetch_object_by_id(uid, include_vector=True)
+            assert obj is not None and obj.properties["text"] == "kept"
+            assert obj.vector["default"] == pytest.approx([1.0, 0.0, 0.5])
+    finally:
+        assert "stopped" in mmrag(env, "weaviate", "stop").stdout
+
+
+def test_anonymous_requests_are_refused(weaviate_server: LocalWeaviate) -> None:
+    # gRPC binds every interface upstream, so the local server requires its API key.
+    url = f"http://127.0.0.1:{weaviate_server.http_port}/v1/schema"
+    assert httpx.get(url).status_code == 401
+    key = weaviate_server.api_key()
+    assert httpx.get(url, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert (weaviate_server.key_file.stat().st_mode & 0o077) == 0
+
+
+def test_rest_api_listens_on_loopback_only(weaviate_server: LocalWeaviate) -> None:
+    own = subprocess.run(["hostname", "-I"], capture_output=True, text=True, check=False).stdout.split()
+    addresses = [a for a in own if not a.startswith("127.") and a != "::1"]
+    if not addresses:
+        pytest.skip("this machine has no non-loopback address")
+    family = socket.AF_INET6 if ":" in addresses[0] else socket.AF_INET
+    with socket.socket(family) as s, pytest.raises(OSError):
+        s.settimeout(1)
+        s.connect((addresses[0], weaviate_server.http_port))
+
+
+def test_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        server = LocalWeaviate(binary_path(CACHE_DIR), tmp_path, port, free_port())
+        with pytest.raises(ServerStartError, match=f"port {port} .* in use.*MMRAG_WEAVIATE_HTTP_PORT"):
+            server.start()
+
+
+def test_missing_binary_is_a_clear_cli_error(own_settings: Settings, tmp_path: Path) -> None:
+    result = mmrag(cli_env(own_settings, MMRAG_CACHE_DIR=str(tmp_path / "empty")), "weaviate", "start")
+    assert result.returncode == 1
+    assert "not installed" in result.stderr and "make setup" in result.stderr
+    assert "Traceback" not in result.stderr
