@@ -1,7 +1,90 @@
-"""Command-line commands of this package, added to `mmrag` by `register`."""
+"""`mmrag index`, `mmrag stats`, `mmrag delete`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
 
 import typer
+
+from mmrag.console import err, out
+
+
+def index(
+    paths: list[Path] = typer.Argument(..., help="Files or folders to index."),
+    collection: str | None = typer.Option(None, help="Collection (default: MMRAG_COLLECTION)."),
+    prune: bool = typer.Option(False, help="Delete the objects of files under PATHS that are gone."),
+    strict: bool = typer.Option(False, help="Exit 1 when any file failed."),
+    json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
+    workers: int = typer.Option(2, min=0, help="Extraction worker processes (0: in-process)."),
+    describe: bool = typer.Option(False, help="Store the VLM's description of each chart as its caption."),
+) -> None:
+    """Index charts, images, PDFs and text documents (again and again: only changes are written)."""
+    from indexer.service import index_paths
+    from mmrag.settings import load_settings
+
+    settings = load_settings(**({"collection": collection} if collection else {}))
+    show_progress = not json_output and sys.stdout.isatty()
+    report = index_paths(settings, paths, prune=prune, workers=workers, describe=describe, progress=show_progress)
+    if json_output:
+        print(json.dumps(report.as_json()))
+    else:
+        _print_report(report)
+    if strict and report.failures:
+        raise typer.Exit(1)
+
+
+def _print_report(report) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    summary = report.as_json()
+    table = Table(title="mmrag index", show_header=False)
+    for key, value in summary["files"].items():
+        table.add_row(f"files {key}", str(value))
+    table.add_row("objects written", str(report.written))
+    table.add_row("objects deleted", str(report.deleted))
+    table.add_row("seconds", f"{report.seconds:.1f}")
+    rate = report.items / report.seconds if report.seconds else 0.0
+    table.add_row("items/s", f"{rate:.1f}")
+    out.print(table)
+    for path, reason in report.failures:
+        err.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False)
+
+
+def stats(
+    collection: str | None = typer.Option(None, help="Collection (default: MMRAG_COLLECTION)."),
+    json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
+) -> None:
+    """Objects in the collection, by kind, and the models that built it."""
+    from indexer.service import collection_stats
+    from mmrag.settings import load_settings
+
+    result = collection_stats(load_settings(**({"collection": collection} if collection else {})))
+    if json_output:
+        print(json.dumps(result))
+        return
+    out.print(f"{result['collection']}: {result['objects']} objects")
+    for kind, count in sorted(result["by_kind"].items()):
+        out.print(f"  {kind:6} {count}")
+    for role, model in result["models"].items():
+        out.print(f"  {role} model: {model['id']} ({model['dim']}-d)")
+
+
+def delete(
+    source: Path = typer.Option(..., "--source", help="A file, or a folder: everything indexed under it."),
+    collection: str | None = typer.Option(None, help="Collection (default: MMRAG_COLLECTION)."),
+) -> None:
+    """Delete the objects of a source file (or of every file under a folder)."""
+    from indexer.service import delete_source
+    from mmrag.settings import load_settings
+
+    deleted = delete_source(load_settings(**({"collection": collection} if collection else {})), source)
+    out.print(f"deleted {deleted} objects of {source}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the `mmrag` app."""
+    app.command("index")(index)
+    app.command("stats")(stats)
+    app.command("delete")(delete)

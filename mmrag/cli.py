@@ -118,11 +118,11 @@ def demo() -> None:
     from mmrag.demo import run_demo
     from mmrag.models import hub_reachable
 
-    overrides = {}
+    overrides: dict[str, object] = {"collection": os.environ.get("MMRAG_COLLECTION", "MmragDemo")}
     if "MMRAG_PROFILE" not in os.environ and not hub_reachable():
         out.print(
             "[yellow]offline:[/] the Hugging Face hub is unreachable, so the demo uses the tiny profile "
-            "(tiny random models; answers are not meaningful)"
+            "(tiny random models: answers are not meaningful)"
         )
         overrides["profile"] = "tiny"
     run_demo(load_settings(**overrides), out)

@@ -6,35 +6,29 @@ import time
 
 from rich.console import Console
 
-from mmrag.client import connect, local_server
 from mmrag.settings import Settings
 
 
 def run_demo(settings: Settings, out: Console) -> None:
-    """Start Weaviate (unless an external one is set), write one object with a vector, read it back, stop."""
-    import weaviate.classes as wvc
+    """Write the sample corpus, index it into the demo collection (incrementally), and show what is stored."""
+    from indexer.service import collection_stats, index_paths
+    from mmrag.client import connect
+    from mmrag.samples import write_sample_corpus
 
-    server = None if settings.weaviate_url else local_server(settings)
-    was_running = server is not None and server.status().running
+    corpus = settings.data_dir / "demo-corpus"
+    paths = write_sample_corpus(corpus)
+    out.print(f"Sample corpus: {corpus} (charts with captions, a PDF report, a Markdown note)")
     started = time.perf_counter()
-    client = connect(settings)
-    out.print(f"Weaviate ready in {time.perf_counter() - started:.1f} s")
-    name = f"{settings.collection}DemoCheck"
-    try:
-        if client.collections.exists(name):
-            client.collections.delete(name)
-        collection = client.collections.create(
-            name,
-            vector_config=wvc.config.Configure.Vectors.self_provided(),
-            properties=[wvc.config.Property(name="text", data_type=wvc.config.DataType.TEXT)],
-        )
-        uuid = collection.data.insert({"text": "hello from mmrag"}, vector=[0.1, 0.2, 0.3, 0.4])
-        found = collection.query.near_vector([0.1, 0.2, 0.3, 0.4], limit=1, include_vector=True)
-        obj = found.objects[0]
-        out.print(f"wrote and read back object {uuid}: text={obj.properties['text']!r}, vector={obj.vector}")
-        client.collections.delete(name)
-    finally:
-        client.close()
-        if server is not None and not was_running:
-            server.stop()
-            out.print("Weaviate stopped")
+    with connect(settings):
+        out.print(f"Weaviate ready in {time.perf_counter() - started:.1f} s")
+    report = index_paths(settings, paths, prune=True, progress=out.is_terminal)
+    files = report.as_json()["files"]
+    out.print(
+        f"Indexed {files['indexed']} files ({files['unchanged']} unchanged, {files['failed']} failed): "
+        f"{report.written} objects written, {report.deleted} deleted in {report.seconds:.1f} s"
+    )
+    for path, reason in report.failures:
+        out.print(f"  skipped {path}: {reason}")
+    stats = collection_stats(settings)
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(stats["by_kind"].items()))
+    out.print(f"Collection {stats['collection']}: {stats['objects']} objects ({kinds})")

@@ -1,0 +1,48 @@
+"""What extraction produces: the items of one file, each becoming one Weaviate object."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image
+
+Kind = Literal["image", "page", "text"]
+
+_NAMESPACE = uuid.UUID("8f3b8a4e-6d0c-5a55-9c1e-6d6d72616701")
+
+
+@dataclass
+class Item:
+    """One searchable piece of a file: an image (chart, figure, photo), a rendered PDF page, or a text chunk."""
+
+    kind: Kind
+    locator: str
+    """Unique within the file: 'image', 'page:3', 'page:3:figure:1', 'chunk:7', 'figure:2'."""
+    text: str = ""
+    """The chunk text, or the caption of an image/page."""
+    image: Image.Image | None = None
+    page: int | None = None
+    chunk: int | None = None
+    image_path: str | None = None
+    """Where the image itself lives on disk, when it is a file of its own."""
+    content_sha256: str = ""
+
+
+@dataclass
+class FileResult:
+    """Extraction of one file: its items, or the reason it could not be read."""
+
+    path: Path
+    sha256: str
+    size: int
+    mtime: float
+    items: list[Item] = field(default_factory=list)
+    error: str | None = None
+
+
+def object_id(source_path: str, file_sha256: str, locator: str) -> str:
+    """Deterministic: the same file content at the same path always gives the same ids."""
+    return str(uuid.uuid5(_NAMESPACE, f"{source_path}\x00{file_sha256}\x00{locator}"))

@@ -1,0 +1,283 @@
+"""`mmrag index`: paths -> changed files -> items (worker processes) -> vectors (batched) -> Weaviate.
+
+Idempotent and crash-safe: object ids are uuid5(path, file hash, locator), every object records its file's hash and
+item count, and a file counts as unchanged only when exactly that version is stored completely. A run killed at any
+point is finished by the next one: rewrites are upserts of the same ids, and stale versions are deleted after the
+new one is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import weaviate.classes as wvc
+
+from indexer.documents import linked_images
+from indexer.embedders import ClipEmbedder, TextEmbedder
+from indexer.extract import (
+    IMAGE_SUFFIXES,
+    SIDECAR_SUFFIXES,
+    ExtractOptions,
+    extract_file,
+    file_digest,
+    sidecars,
+)
+from indexer.items import FileResult, Item, object_id
+from indexer.store import CLIP_VECTOR, TEXT_VECTOR, Store
+
+Describer = Callable[[Sequence[Any]], list[str]]
+"""Images -> descriptions (the VLM's reading of each chart), stored as captions when indexing with --describe."""
+
+
+@dataclass
+class IndexReport:
+    seen: int = 0
+    indexed: int = 0
+    unchanged: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    written: int = 0
+    deleted: int = 0
+    items: int = 0
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "files": {
+                "seen": self.seen,
+                "indexed": self.indexed,
+                "unchanged": self.unchanged,
+                "failed": len(self.failures),
+            },
+            "failures": [{"path": p, "reason": r} for p, r in self.failures],
+            "objects": {"written": self.written, "deleted": self.deleted},
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Candidate:
+    path: Path
+    root: Path
+    depends_on: tuple[Path, ...] = ()
+
+    @property
+    def relative(self) -> str:
+        return str(self.path.relative_to(self.root)) if self.path != self.root else self.path.name
+
+
+Progress = Callable[[int, int, int], None]
+"""(files done, files to index, items embedded so far)."""
+
+
+@dataclass
+class Indexer:
+    store: Store
+    clip: ClipEmbedder
+    text: TextEmbedder
+    options: ExtractOptions = field(default_factory=ExtractOptions)
+    workers: int = 2
+    batch_items: int = 64
+    describe: Describer | None = None
+
+    def run(self, paths: Sequence[Path], *, prune: bool = False, progress: Progress | None = None) -> IndexReport:
+        started = time.perf_counter()
+        report = IndexReport()
+        candidates, report.failures = discover(paths)
+        report.seen = len(candidates) + len(report.failures)
+        self.store.ensure(self.clip.name, self.text.name, lambda: (self.clip.dim, self.text.dim))
+        inventory = self.store.inventory()
+        todo: list[tuple[Candidate, str]] = []
+        for candidate, sha in _hash_all(candidates, report):
+            state = inventory.get(str(candidate.path))
+            if state is not None and state.complete(sha):
+                report.unchanged += 1
+            else:
+                todo.append((candidate, sha))
+        written_files: list[tuple[str, str]] = []
+        pending: list[tuple[Candidate, FileResult]] = []
+        with self.store.writer() as write:
+            for done, (candidate, result) in enumerate(self._extract(todo), start=1):
+                if result.error:
+                    report.failures.append((str(candidate.path), result.error))
+                else:
+                    pending.append((candidate, result))
+                    written_files.append((str(candidate.path), result.sha256))
+                    report.indexed += 1
+                if sum(len(r.items) for _, r in pending) >= self.batch_items or done == len(todo):
+                    report.written += self._flush(pending, write)
+                    report.items += sum(len(r.items) for _, r in pending)
+                    pending = []
+                if progress:
+                    progress(done, len(todo), report.items)
+        for source_path, sha in written_files:
+            report.deleted += self.store.delete_old_versions(source_path, sha)
+        if prune:
+            report.deleted += self._prune(paths, candidates, inventory)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _extract(self, todo: list[tuple[Candidate, str]]) -> Iterator[tuple[Candidate, FileResult]]:
+        """Extraction results in order, computed ahead in worker processes (bounded), so embedding never waits."""
+        if self.workers <= 0 or len(todo) <= 1:
+            for candidate, sha in todo:
+                yield candidate, extract_file(candidate.path, sha, self.options)
+            return
+        context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
+            pending: list[tuple[Candidate, Future[FileResult]]] = []
+            queue = iter(todo)
+            for candidate, sha in queue:
+                pending.append((candidate, pool.submit(extract_file, candidate.path, sha, self.options)))
+                if len(pending) >= self.workers * 4:
+                    break
+            while pending:
+                candidate, future = pending.pop(0)
+                for next_candidate, next_sha in queue:
+                    pending.append(
+                        (next_candidate, pool.submit(extract_file, next_candidate.path, next_sha, self.options))
+                    )
+                    break
+                yield candidate, future.result()
+
+    def _flush(self, pending: list[tuple[Candidate, FileResult]], write: Callable[[Any], None]) -> int:
+        """Embed the items of several files in shared batches and hand their objects to the writer."""
+        entries = [(candidate, result, item) for candidate, result in pending for item in result.items]
+        items = [item for _, _, item in entries]
+        visual = [i for i, item in enumerate(items) if item.image is not None]
+        if self.describe is not None:
+            self._add_descriptions([items[i] for i in visual if items[i].kind == "image"])
+        clip_vectors: dict[int, Any] = {}
+        if visual:
+            vectors = self.clip.embed_images([image for i in visual if (image := items[i].image) is not None])
+            clip_vectors.update(zip(visual, vectors, strict=True))
+        chunks = [i for i, item in enumerate(items) if item.image is None]
+        if chunks:
+            vectors = self.clip.embed_texts([items[i].text for i in chunks])
+            clip_vectors.update(zip(chunks, vectors, strict=True))
+        texted = [i for i, item in enumerate(items) if item.text.strip()]
+        text_vectors = dict(zip(texted, self.text.embed([items[i].text for i in texted]), strict=True))
+        now = datetime.now(timezone.utc)
+        for i, (candidate, result, item) in enumerate(entries):
+            vector = {CLIP_VECTOR: clip_vectors[i].tolist()}
+            if i in text_vectors:
+                vector[TEXT_VECTOR] = text_vectors[i].tolist()
+            write(
+                wvc.data.DataObject(
+                    properties=_properties(candidate, result, item, now),
+                    uuid=object_id(str(candidate.path), result.sha256, item.locator),
+                    vector=vector,
+                )
+            )
+        return len(entries)
+
+    def _add_descriptions(self, items: list[Item]) -> None:
+        if not items or self.describe is None:
+            return
+        for item, description in zip(items, self.describe([item.image for item in items]), strict=True):
+            item.text = f"{item.text}\n{description}".strip() if description else item.text
+
+    def _prune(self, paths: Sequence[Path], candidates: list[Candidate], inventory: dict[str, Any]) -> int:
+        present = {str(c.path) for c in candidates}
+        roots = [str(Path(p).resolve()) for p in paths]
+        gone = [
+            source
+            for source in inventory
+            if source not in present
+            and any(source == r or source.startswith(r.rstrip("/") + "/") for r in roots)
+            and not Path(source).exists()
+        ]
+        return self.store.delete_sources(gone)
+
+
+def discover(paths: Sequence[Path]) -> tuple[list[Candidate], list[tuple[str, str]]]:
+    """Files under the given paths (hidden ones skipped), minus image sidecars and images shown by documents."""
+    failures: list[tuple[str, str]] = []
+    files: list[tuple[Path, Path]] = []
+    for given in paths:
+        path = Path(given).expanduser().resolve()
+        if path.is_dir():
+            root = path
+            files += [(p, root) for p in sorted(path.rglob("*")) if p.is_file() and not _hidden(p, root)]
+        elif path.is_file():
+            files.append((path, path.parent))
+        else:
+            failures.append((str(given), "no such file or directory"))
+    linked: dict[Path, tuple[Path, ...]] = {}
+    for path, _ in files:
+        linked[path] = _linked(path)
+    shown = {image for images in linked.values() for image in images}
+    captions = {side for path, _ in files if path.suffix.lower() in IMAGE_SUFFIXES for side in sidecars(path)}
+    candidates = []
+    for path, root in files:
+        if path in shown or path in captions:
+            continue
+        depends = tuple(sidecars(path)) if path.suffix.lower() in IMAGE_SUFFIXES else linked[path]
+        candidates.append(Candidate(path, root, depends))
+    return candidates, failures
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _linked(path: Path) -> tuple[Path, ...]:
+    if path.suffix.lower() not in (".md", ".markdown", ".html", ".htm") or path.suffix.lower() in SIDECAR_SUFFIXES:
+        return ()
+    try:
+        return tuple(linked_images(path, path.read_bytes().decode("utf-8-sig")))
+    except (OSError, UnicodeDecodeError):
+        return ()  # extraction reports the problem
+
+
+def _hash_all(candidates: list[Candidate], report: IndexReport) -> Iterator[tuple[Candidate, str]]:
+    def digest(candidate: Candidate) -> str | Exception:
+        try:
+            return file_digest((candidate.path, *candidate.depends_on))
+        except OSError as e:
+            return e
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for candidate, sha in zip(candidates, pool.map(digest, candidates), strict=True):
+            if isinstance(sha, Exception):
+                reason = "permission denied" if isinstance(sha, PermissionError) else f"cannot read: {sha}"
+                report.failures.append((str(candidate.path), reason))
+            else:
+                yield candidate, sha
+
+
+def _properties(candidate: Candidate, result: FileResult, item: Item, now: datetime) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "kind": item.kind,
+        "source": candidate.relative,
+        "source_path": str(candidate.path),
+        "page": item.page,
+        "chunk": item.chunk,
+        "text": item.text,
+        "content_sha256": item.content_sha256,
+        "file_sha256": result.sha256,
+        "n_items": len(result.items),
+        "size": result.size,
+        "mtime": datetime.fromtimestamp(result.mtime, timezone.utc),
+        "created": now,
+        "image_path": item.image_path,
+    }
+    if item.image is not None:
+        properties |= {"width": item.image.width, "height": item.image.height, "thumbnail": _thumbnail(item.image)}
+    return properties
+
+
+def _thumbnail(image: Any, size: int = 384) -> str:
+    thumb = image.copy()
+    thumb.thumbnail((size, size))
+    buffer = io.BytesIO()
+    thumb.save(buffer, format="JPEG", quality=80)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

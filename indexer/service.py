@@ -1,0 +1,81 @@
+"""What the commands and the UI call: index paths, report stats, delete sources, with settings in, results out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from indexer.embedders import embedders_for
+from indexer.pipeline import Indexer, IndexReport, Progress
+from indexer.store import Store
+from mmrag.client import connect
+from mmrag.settings import Settings
+
+
+def index_paths(
+    settings: Settings,
+    paths: Sequence[Path],
+    *,
+    prune: bool = False,
+    workers: int = 2,
+    describe: bool = False,
+    progress: bool | Progress = False,
+) -> IndexReport:
+    """Index files and folders into the settings' collection; bad files are reported, not fatal."""
+    clip, text = embedders_for(settings)
+    describer = None
+    if describe:
+        from rag_app.describer import describer_for
+
+        describer = describer_for(settings)
+    with connect(settings) as client:
+        indexer = Indexer(Store(client, settings.collection), clip, text, workers=workers, describe=describer)
+        if callable(progress):
+            return indexer.run(paths, prune=prune, progress=progress)
+        if not progress:
+            return indexer.run(paths, prune=prune)
+        with _progress_bar() as update:
+            return indexer.run(paths, prune=prune, progress=update)
+
+
+@contextmanager
+def _progress_bar() -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mmrag.console import err
+
+    columns = (
+        TextColumn("indexing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files  {task.fields[rate]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("index", total=None, rate="")
+
+        def update(done: int, total: int, items: int) -> None:
+            elapsed = bar.tasks[0].elapsed or 0.0
+            bar.update(task, completed=done, total=total, rate=f"{items / elapsed:.1f} items/s" if elapsed else "")
+
+        yield update
+
+
+def collection_stats(settings: Settings) -> dict[str, Any]:
+    with connect(settings) as client:
+        return Store(client, settings.collection).stats()
+
+
+def delete_source(settings: Settings, source: Path) -> int:
+    from weaviate.classes.query import Filter
+
+    path = str(Path(source).expanduser().resolve())
+    with connect(settings) as client:
+        store = Store(client, settings.collection)
+        store.require()
+        where = Filter.by_property("source_path").equal(path) | Filter.by_property("source_path").like(
+            path.rstrip("/") + "/*"
+        )
+        return store.delete_where(where)

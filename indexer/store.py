@@ -1,0 +1,249 @@
+"""The Weaviate collection: its versioned schema, the models it was built with, writes, deletes and stats.
+
+One object per item. Named vectors: `clip` (image embedding for images and pages, CLIP text embedding for text
+chunks) and `text` (the text embedder, on chunks and captions); BM25 over `text`. The collection description holds
+the schema version and the models (id and vector size) that built it, and other models are refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import weaviate
+import weaviate.classes as wvc
+from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+from weaviate.classes.query import Filter
+from weaviate.exceptions import WeaviateBaseError
+
+from mmrag.errors import MmragError, WeaviateUnavailableError
+
+SCHEMA_VERSION = 1
+CLIP_VECTOR = "clip"
+TEXT_VECTOR = "text"
+_DELETE_PAGE = 5000
+
+
+class CollectionMismatchError(MmragError):
+    """The collection was built with other models or another schema version."""
+
+
+class UnknownCollectionError(MmragError):
+    """The collection does not exist (nothing indexed into it yet)."""
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """What built a collection; stored as JSON in its description."""
+
+    clip_model: str
+    clip_dim: int
+    text_model: str
+    text_dim: int
+    schema_version: int = SCHEMA_VERSION
+
+    def to_description(self) -> str:
+        return json.dumps({"mmrag": asdict(self)}, sort_keys=True)
+
+    @classmethod
+    def from_description(cls, description: str | None) -> CollectionInfo | None:
+        try:
+            return cls(**json.loads(description or "")["mmrag"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            return None
+
+
+@dataclass
+class SourceState:
+    """Objects stored for one source file, by file content hash."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    expected: dict[str, int] = field(default_factory=dict)
+
+    def complete(self, sha256: str) -> bool:
+        """Exactly one version stored, and all of its items: a clean earlier run (not a crash mid-file)."""
+        return set(self.counts) == {sha256} and self.counts[sha256] == self.expected.get(sha256)
+
+
+def _properties() -> list[Property]:
+    def field_(name: str, data_type: DataType = DataType.TEXT) -> Property:
+        return Property(name=name, data_type=data_type, tokenization=Tokenization.FIELD, index_searchable=False)
+
+    def number(name: str, data_type: DataType = DataType.INT) -> Property:
+        return Property(name=name, data_type=data_type, index_range_filters=True)
+
+    return [
+        field_("kind"),
+        field_("source"),
+        field_("source_path"),
+        number("page"),
+        number("chunk"),
+        Property(name="text", data_type=DataType.TEXT, tokenization=Tokenization.WORD),
+        field_("content_sha256"),
+        field_("file_sha256"),
+        number("n_items"),
+        number("size"),
+        Property(name="mtime", data_type=DataType.DATE),
+        number("width"),
+        number("height"),
+        Property(name="created", data_type=DataType.DATE),
+        field_("image_path"),
+        Property(name="thumbnail", data_type=DataType.BLOB),
+        field_("describer"),
+    ]
+
+
+class Store:
+    """One collection of indexed items."""
+
+    def __init__(self, client: weaviate.WeaviateClient, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    @property
+    def collection(self) -> Any:
+        return self.client.collections.use(self.name)
+
+    def exists(self) -> bool:
+        return bool(self._call(lambda: self.client.collections.exists(self.name)))
+
+    def info(self) -> CollectionInfo | None:
+        if not self.exists():
+            return None
+        config = self._call(lambda: self.collection.config.get())
+        return CollectionInfo.from_description(config.description)
+
+    def require(self) -> CollectionInfo:
+        """The info of an existing mmrag collection, or a clear error."""
+        info = self.info()
+        if info is None:
+            if self.exists():
+                raise CollectionMismatchError(f"collection {self.name} was not created by mmrag")
+            raise UnknownCollectionError(f"collection {self.name} does not exist: index some files first (mmrag index)")
+        return info
+
+    def ensure(self, clip_model: str, text_model: str, dims: Callable[[], tuple[int, int]]) -> CollectionInfo:
+        """Create the collection, or check it was built with these models and schema (`dims` loads the models,
+        so it is called only when the collection is new)."""
+        if not self.exists():
+            clip_dim, text_dim = dims()
+            info = CollectionInfo(clip_model, clip_dim, text_model, text_dim)
+            self._create(info)
+            return info
+        current = self.require()
+        if (current.clip_model, current.text_model, current.schema_version) != (clip_model, text_model, SCHEMA_VERSION):
+            raise CollectionMismatchError(
+                f"collection {self.name} was built with CLIP {current.clip_model} and text model "
+                f"{current.text_model} (schema v{current.schema_version}); these settings use CLIP {clip_model} and "
+                f"{text_model} (schema v{SCHEMA_VERSION}). Use another MMRAG_COLLECTION, or delete this one first"
+            )
+        return current
+
+    def _create(self, info: CollectionInfo) -> None:
+        hnsw = Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)
+        self._call(
+            lambda: self.client.collections.create(
+                self.name,
+                description=info.to_description(),
+                properties=_properties(),
+                vector_config=[
+                    Configure.Vectors.self_provided(name=CLIP_VECTOR, vector_index_config=hnsw),
+                    Configure.Vectors.self_provided(name=TEXT_VECTOR, vector_index_config=hnsw),
+                ],
+                inverted_index_config=Configure.inverted_index(index_property_length=False),
+            )
+        )
+
+    def inventory(self) -> dict[str, SourceState]:
+        """Per absolute source path: how many objects of each file version are stored, and how many expected."""
+        states: dict[str, SourceState] = defaultdict(SourceState)
+        props = ["source_path", "file_sha256", "n_items"]
+
+        def scan() -> None:
+            for obj in self.collection.iterator(return_properties=props):
+                p = obj.properties
+                state = states[str(p["source_path"])]
+                sha = str(p["file_sha256"])
+                state.counts[sha] += 1
+                state.expected[sha] = int(p["n_items"] or 0)
+
+        self._call(scan)
+        return dict(states)
+
+    @contextmanager
+    def writer(self) -> Iterator[Callable[[wvc.data.DataObject], None]]:
+        """A batch writer (sends in background threads); upserts, so a repeated id is replaced, not duplicated."""
+        try:
+            with self.collection.batch.fixed_size(batch_size=128, concurrent_requests=2) as batch:
+
+                def add(obj: wvc.data.DataObject) -> None:
+                    batch.add_object(properties=obj.properties, uuid=obj.uuid, vector=obj.vector)
+
+                yield add
+        except WeaviateBaseError as e:
+            raise WeaviateUnavailableError(
+                f"writing to Weaviate failed ({_first_line(e)}); is the server running?"
+            ) from e
+        failed = self.collection.batch.failed_objects
+        if failed:
+            raise WeaviateUnavailableError(f"{len(failed)} objects were not written: {failed[0].message}")
+
+    def delete_where(self, where: Any) -> int:
+        deleted = 0
+        while True:
+            result = self._call(lambda: self.collection.data.delete_many(where=where))
+            deleted += int(result.successful)
+            if result.matches < _DELETE_PAGE or result.successful == 0:
+                return deleted
+
+    def delete_old_versions(self, source_path: str, sha256: str) -> int:
+        where = Filter.by_property("source_path").equal(source_path) & Filter.by_property("file_sha256").not_equal(
+            sha256
+        )
+        return self.delete_where(where)
+
+    def delete_sources(self, source_paths: Iterable[str]) -> int:
+        paths = list(source_paths)
+        deleted = 0
+        for start in range(0, len(paths), 100):
+            deleted += self.delete_where(Filter.by_property("source_path").contains_any(paths[start : start + 100]))
+        return deleted
+
+    def stats(self) -> dict[str, Any]:
+        info = self.require()
+
+        def count() -> tuple[int, dict[str, int]]:
+            total = self.collection.aggregate.over_all(total_count=True).total_count or 0
+            grouped = self.collection.aggregate.over_all(group_by="kind", total_count=True)
+            return total, {str(g.grouped_by.value): int(g.total_count or 0) for g in grouped.groups}
+
+        total, by_kind = self._call(count)
+        models = {
+            "clip": {"id": info.clip_model, "dim": info.clip_dim},
+            "text": {"id": info.text_model, "dim": info.text_dim},
+        }
+        return {
+            "collection": self.name,
+            "objects": total,
+            "by_kind": by_kind,
+            "models": models,
+            "schema_version": info.schema_version,
+        }
+
+    def objects(self, include_vector: bool = False) -> Iterator[Any]:
+        return iter(self.collection.iterator(include_vector=include_vector))
+
+    def _call(self, fn: Any) -> Any:
+        try:
+            return fn()
+        except WeaviateBaseError as e:
+            raise WeaviateUnavailableError(f"Weaviate request failed ({_first_line(e)}); is the server running?") from e
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__

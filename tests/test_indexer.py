@@ -1,0 +1,214 @@
+"""Indexing into a real Weaviate with the tiny CLIP and the real MiniLM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from weaviate.classes.query import Filter
+
+from indexer.embedders import ClipEmbedder, TextEmbedder, embedders_for
+from indexer.pipeline import Indexer
+from indexer.store import CLIP_VECTOR, TEXT_VECTOR, CollectionMismatchError, Store
+from mmrag.client import connect
+from mmrag.server import free_port
+from mmrag.settings import Settings
+from tests.conftest import MMRAG_SCRIPT, cli_env, run_cli
+from tests.corpus import BAD_FILES, write_many_charts, write_mixed_corpus
+
+
+@pytest.fixture(scope="module")
+def embedders() -> tuple[ClipEmbedder, TextEmbedder]:
+    from tests.conftest import CACHE_DIR
+
+    return embedders_for(Settings(profile="tiny", cache_dir=CACHE_DIR, device="cpu"))
+
+
+@pytest.fixture
+def store(settings: Settings):  # type: ignore[no-untyped-def]
+    with connect(settings) as client:
+        yield Store(client, settings.collection)
+
+
+@pytest.fixture
+def indexer(store: Store, embedders: tuple[ClipEmbedder, TextEmbedder]) -> Indexer:
+    return Indexer(store, *embedders, workers=0)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_mixed_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def by_source(store: Store) -> dict[str, list]:  # type: ignore[type-arg]
+    grouped: dict[str, list] = {}  # type: ignore[type-arg]
+    for obj in store.objects():
+        grouped.setdefault(str(obj.properties["source"]), []).append(obj)
+    return grouped
+
+
+def test_mixed_tree_counts_captions_and_vectors(indexer: Indexer, store: Store, corpus: Path) -> None:
+    report = indexer.run([corpus])
+    failures = dict(report.failures)
+    for name, reason in BAD_FILES.items():
+        assert reason in failures.get(str(corpus / name), ""), (name, failures.get(str(corpus / name)))
+    assert report.indexed == 5 and report.seen == 5 + len(BAD_FILES)
+
+    stats = store.stats()
+    # images: 2 captioned charts, the pie shown by notes.md, the line chart shown by page.html, the PDF figure
+    assert stats["by_kind"] == {"image": 5, "page": 2, "text": 4}
+    assert stats["models"]["clip"]["dim"] == 64 and stats["models"]["text"]["dim"] == 384
+
+    objects = by_source(store)
+    assert "charts/revenue_by_quarter.txt" not in objects and "market_share.png" not in objects  # captions only
+    captions = {
+        src: [o.properties["text"] for o in objs if o.properties["kind"] == "image"] for src, objs in objects.items()
+    }
+    assert "Q4 was the strongest" in captions["charts/revenue_by_quarter.png"][0]
+    assert "Engineering" in captions["charts/headcount.png"][0]  # JSON sidecar
+    assert "Europe leads with 38 percent" in captions["notes.md"][0]  # Markdown alt text
+    assert "Monthly temperatures peaked in July" in captions["page.html"][0]  # HTML figcaption
+    assert "Figure 1: Annual revenue" in captions["report.pdf"][0]  # text beside the PDF figure
+    pdf_pages = sorted(o.properties["page"] for o in objects["report.pdf"] if o.properties["kind"] == "page")
+    assert pdf_pages == [1, 2]
+
+    image = next(o for o in objects["charts/headcount.png"])
+    full = store.collection.query.fetch_object_by_id(
+        image.uuid, include_vector=True, return_properties=["thumbnail", "width"]
+    )
+    assert len(full.vector[CLIP_VECTOR]) == 64 and len(full.vector[TEXT_VECTOR]) == 384
+    assert full.properties["thumbnail"] and full.properties["width"] == 480
+
+
+def test_nearest_neighbour_of_an_image_is_itself(indexer: Indexer, store: Store, corpus: Path) -> None:
+    indexer.run([corpus / "charts"])
+    for obj in store.objects(include_vector=True):
+        hit = store.collection.query.near_vector(obj.vector[CLIP_VECTOR], target_vector=CLIP_VECTOR, limit=1)
+        assert hit.objects[0].uuid == obj.uuid
+
+
+def test_rerun_writes_nothing_and_changes_replace(indexer: Indexer, store: Store, tmp_path: Path) -> None:
+    root = write_mixed_corpus(tmp_path / "c")
+    first = indexer.run([root])
+    ids_before = {o.uuid for o in store.objects()}
+    again = indexer.run([root])
+    assert (again.written, again.deleted, again.indexed, again.unchanged) == (0, 0, 0, first.indexed)
+
+    (root / "charts" / "revenue_by_quarter.txt").write_text("Revised: Q3 was the weakest quarter.")
+    changed = indexer.run([root])
+    assert (changed.indexed, changed.written, changed.deleted) == (1, 1, 1)
+    revenue = by_source(store)["charts/revenue_by_quarter.png"]
+    assert len(revenue) == 1 and revenue[0].properties["text"] == "Revised: Q3 was the weakest quarter."
+    assert len({o.uuid for o in store.objects()}) == len(ids_before)
+
+
+def test_prune_deletes_only_files_that_are_gone(indexer: Indexer, store: Store, tmp_path: Path) -> None:
+    root = write_mixed_corpus(tmp_path / "c")
+    indexer.run([root])
+    (root / "report.pdf").unlink()
+    kept = indexer.run([root])
+    assert kept.deleted == 0 and "report.pdf" in by_source(store)
+    pruned = indexer.run([root], prune=True)
+    assert pruned.deleted == 5 and "report.pdf" not in by_source(store)
+
+
+def test_other_models_are_refused(store: Store, indexer: Indexer, corpus: Path) -> None:
+    store.ensure("ViT-L-14@openai", "some/other-embedder", lambda: (768, 768))
+    with pytest.raises(CollectionMismatchError, match="ViT-L-14@openai"):
+        indexer.run([corpus / "notes.md"])
+
+
+def test_worker_pool_gives_the_same_objects(store: Store, embedders, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = write_mixed_corpus(tmp_path / "c")
+    report = Indexer(store, *embedders, workers=2).run([root])
+    assert report.indexed == 5
+    in_process = Counter(o.properties["kind"] for o in store.objects())
+    assert in_process == {"image": 5, "page": 2, "text": 4}
+
+
+def _count(settings: Settings) -> int:
+    with connect(settings) as client:
+        if not client.collections.exists(settings.collection):
+            return 0
+        return client.collections.use(settings.collection).aggregate.over_all(total_count=True).total_count or 0
+
+
+def test_kill_mid_run_then_rerun_gives_exact_objects(settings: Settings, tmp_path: Path) -> None:
+    root = write_many_charts(tmp_path / "many", 900)
+    env = cli_env(settings)
+    process = subprocess.Popen([MMRAG_SCRIPT, "index", str(root), "--json"], env=env, stdout=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    at_kill = 0
+    while time.monotonic() < deadline and process.poll() is None:
+        at_kill = _count(settings)
+        if at_kill:
+            os.kill(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    process.wait()
+    assert 0 < at_kill < 900, f"the kill did not land mid-run ({at_kill} objects)"
+
+    rerun = run_cli(env, "index", str(root), "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["files"]["indexed"] > 0
+    clean = settings.model_copy(update={"collection": settings.collection + "Clean"})
+    assert run_cli(cli_env(clean), "index", str(root), "--json", "--workers", "0").returncode == 0
+
+    def snapshot(s: Settings) -> Counter[tuple[str, str]]:
+        with connect(s) as client:
+            objects = client.collections.use(s.collection).iterator()
+            return Counter((str(o.uuid), str(o.properties["file_sha256"])) for o in objects)
+
+    after_kill, reference = snapshot(settings), snapshot(clean)
+    assert sum(after_kill.values()) == 900 and after_kill == reference  # same ids, no duplicates, nothing missing
+
+
+def test_cli_json_summary_strict_and_unreachable_server(settings: Settings, corpus: Path) -> None:
+    env = cli_env(settings)
+    result = run_cli(env, "index", str(corpus / "bad"), str(corpus / "notes.md"), "--json", "--workers", "0")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)  # exactly one JSON object on stdout
+    assert summary["files"] == {"seen": 1 + len(BAD_FILES), "indexed": 1, "unchanged": 0, "failed": len(BAD_FILES)}
+    assert {f["path"] for f in summary["failures"]} == {str(corpus / n) for n in BAD_FILES}
+    assert summary["objects"] == {"written": 2, "deleted": 0}
+
+    strict = run_cli(env, "index", str(corpus / "bad"), "--strict", "--json")
+    assert strict.returncode == 1
+
+    down = run_cli(cli_env(settings, MMRAG_WEAVIATE_URL=f"http://127.0.0.1:{free_port()}"), "index", str(corpus))
+    assert down.returncode == 1
+    assert "cannot reach Weaviate" in down.stderr and "Traceback" not in down.stderr
+    assert _count(settings) == 2  # nothing stored was lost
+
+
+def test_stats_and_delete_commands(settings: Settings, corpus: Path) -> None:
+    env = cli_env(settings)
+    assert run_cli(env, "stats").returncode == 1  # nothing indexed yet: a clear error
+    run_cli(env, "index", str(corpus / "charts"), "--workers", "0")
+    stats = json.loads(run_cli(env, "stats", "--json").stdout)
+    assert stats["objects"] == 3 and stats["by_kind"] == {"image": 3}
+    deleted = run_cli(env, "delete", "--source", str(corpus / "charts" / "headcount.png"))
+    assert deleted.returncode == 0 and "deleted 1 objects" in deleted.stdout
+    assert json.loads(run_cli(env, "stats", "--json").stdout)["objects"] == 2
+
+
+def test_unreadable_file_is_reported(indexer: Indexer, tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads files whatever their permissions")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hidden")
+    secret.chmod(0)
+    report = indexer.run([secret])
+    assert report.failures == [(str(secret), "permission denied")]
+
+
+def test_filter_by_kind_finds_pages(indexer: Indexer, store: Store, corpus: Path) -> None:
+    indexer.run([corpus / "report.pdf"])
+    pages = store.collection.query.fetch_objects(filters=Filter.by_property("kind").equal("page"))
+    assert {o.properties["page"] for o in pages.objects} == {1, 2}
