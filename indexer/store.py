@@ -109,12 +109,12 @@ class Store:
         return self.client.collections.use(self.name)
 
     def exists(self) -> bool:
-        return bool(self._call(lambda: self.client.collections.exists(self.name)))
+        return bool(self.call(lambda: self.client.collections.exists(self.name)))
 
     def info(self) -> CollectionInfo | None:
         if not self.exists():
             return None
-        config = self._call(lambda: self.collection.config.get())
+        config = self.call(lambda: self.collection.config.get())
         return CollectionInfo.from_description(config.description)
 
     def require(self) -> CollectionInfo:
@@ -145,7 +145,7 @@ class Store:
 
     def _create(self, info: CollectionInfo) -> None:
         hnsw = Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)
-        self._call(
+        self.call(
             lambda: self.client.collections.create(
                 self.name,
                 description=info.to_description(),
@@ -171,7 +171,7 @@ class Store:
                 state.counts[sha] += 1
                 state.expected[sha] = int(p["n_items"] or 0)
 
-        self._call(scan)
+        self.call(scan)
         return dict(states)
 
     @contextmanager
@@ -195,7 +195,7 @@ class Store:
     def delete_where(self, where: Any) -> int:
         deleted = 0
         while True:
-            result = self._call(lambda: self.collection.data.delete_many(where=where))
+            result = self.call(lambda: self.collection.data.delete_many(where=where))
             deleted += int(result.successful)
             if result.matches < _DELETE_PAGE or result.successful == 0:
                 return deleted
@@ -221,7 +221,7 @@ class Store:
             grouped = self.collection.aggregate.over_all(group_by="kind", total_count=True)
             return total, {str(g.grouped_by.value): int(g.total_count or 0) for g in grouped.groups}
 
-        total, by_kind = self._call(count)
+        total, by_kind = self.call(count)
         models = {
             "clip": {"id": info.clip_model, "dim": info.clip_dim},
             "text": {"id": info.text_model, "dim": info.text_dim},
@@ -237,7 +237,8 @@ class Store:
     def objects(self, include_vector: bool = False) -> Iterator[Any]:
         return iter(self.collection.iterator(include_vector=include_vector))
 
-    def _call(self, fn: Any) -> Any:
+    def call(self, fn: Any) -> Any:
+        """Run a Weaviate request; connection problems become one clear WeaviateUnavailableError."""
         try:
             return fn()
         except WeaviateBaseError as e:

@@ -55,6 +55,27 @@ class Settings(BaseSettings):
     )
     adapter: str | None = Field(None, description="LoRA adapter: a dir or s3://bucket/prefix.")
     device: Device = Field("auto", description="`auto` picks CUDA when present, else CPU.")
+    four_bit: bool = Field(False, description="Load the VLM in 4-bit (CUDA only; needs the `gpu` extra).")
+    max_new_tokens: int = Field(128, ge=1, le=4096, description="Longest answer, in tokens.")
+    k: int = Field(4, ge=1, le=100, description="Sources retrieved per question.")
+    mode: Literal["image", "text", "hybrid"] = Field("hybrid", description="Retrieval mode.")
+    min_text_score: float = Field(
+        0.3, ge=-1, le=1, description="Text-embedder cosine similarity a source needs to count as relevant."
+    )
+    min_image_score: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        description="CLIP cosine similarity for an image to count as relevant (default 0.22; off when tiny).",
+    )
+    max_upload_mb: int = Field(50, ge=1, description="Largest file the UI accepts.")
+
+    @property
+    def image_threshold(self) -> float | None:
+        """The CLIP relevance threshold in force (None: CLIP similarity never makes a source relevant)."""
+        if self.min_image_score is not None:
+            return self.min_image_score
+        return None if self.profile == "tiny" else 0.22
 
     @field_validator("collection")
     @classmethod

@@ -1,7 +1,105 @@
-"""Command-line commands of this package, added to `mmrag` by `register`."""
+"""`mmrag search`, `mmrag ask`, `mmrag batch`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
+
+from mmrag.console import out
+
+
+def _settings(**overrides: object):  # type: ignore[no-untyped-def]
+    from mmrag.settings import load_settings
+
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def search(
+    query: str = typer.Argument(..., help="What to look for."),
+    k: int | None = typer.Option(None, "--k", help="Number of results (default: MMRAG_K)."),
+    mode: str | None = typer.Option(None, help="image, text or hybrid (default: MMRAG_MODE)."),
+    kind: list[str] = typer.Option([], help="Only these kinds (image, page, text); repeatable."),
+    source: str | None = typer.Option(None, help="Only sources under this path prefix."),
+    json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
+) -> None:
+    """Ranked sources for a query, without generating an answer."""
+    from rag_app.service import search as run_search
+
+    results = run_search(_settings(k=k, mode=mode), query, kinds=kind, source_prefix=source)
+    if json_output:
+        rows = [
+            {"id": s.id, "kind": s.kind, "source": s.source, "page": s.page, "score": round(s.score, 6), "text": s.text}
+            for s in results
+        ]
+        print(json.dumps({"results": rows}))
+        return
+    if not results:
+        out.print("no results")
+    for s in results:
+        out.print(f"[{s.n}] {s.label} ({s.kind}, score {s.score:.4f}) {_snippet(s.text)}", highlight=False)
+
+
+def ask(
+    question: str = typer.Argument(..., help="Your question about the indexed documents."),
+    k: int | None = typer.Option(None, "--k", help="Sources to retrieve (default: MMRAG_K)."),
+    mode: str | None = typer.Option(None, help="image, text or hybrid (default: MMRAG_MODE)."),
+    adapter: str | None = typer.Option(None, help="LoRA adapter dir or s3://bucket/prefix (default: MMRAG_ADAPTER)."),
+    retrieval_only: bool = typer.Option(False, "--retrieval-only", help="Only retrieve; no answer generated."),
+    json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
+) -> None:
+    """Answer a question from the indexed charts and documents, citing numbered sources."""
+    from rag_app.service import ask as run_ask
+
+    answer = run_ask(_settings(k=k, mode=mode), question, retrieval_only=retrieval_only, adapter=adapter)
+    if json_output:
+        print(json.dumps(answer.as_json()))
+        return
+    if answer.text:
+        out.print(answer.text, highlight=False)
+    if answer.sources:
+        out.print("\nSources:")
+        for s in answer.sources:
+            out.print(f"  [{s.n}] {s.label} ({s.kind}, score {s.score:.4f})", highlight=False)
+
+
+def batch(
+    questions: Path = typer.Argument(..., help="Questions: .jsonl or .csv with id, question[, source, expected]."),
+    out_path: Path = typer.Option(..., "--out", help="Answers .jsonl (appended to: ids already there are skipped)."),
+    k: int | None = typer.Option(None, "--k", help="Sources per question (default: MMRAG_K)."),
+    adapter: str | None = typer.Option(None, help="LoRA adapter dir or s3://bucket/prefix."),
+    batch_size: int = typer.Option(4, min=1, help="Questions generated together."),
+    retrieval_only: bool = typer.Option(False, "--retrieval-only", help="Only retrieve; no answers generated."),
+    json_output: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+) -> None:
+    """Answer many questions; resumable, one bad row never stops the run."""
+    import sys
+
+    from rag_app.batch import run_batch
+
+    summary = run_batch(
+        _settings(k=k),
+        questions,
+        out_path,
+        adapter=adapter,
+        batch_size=batch_size,
+        retrieval_only=retrieval_only,
+        progress=sys.stderr.isatty() and not json_output,
+    )
+    if json_output:
+        print(json.dumps(summary.as_json()))
+        return
+    out.print(summary.table())
+
+
+def _snippet(text: str, limit: int = 120) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the `mmrag` app."""
+    app.command("search")(search)
+    app.command("ask")(ask)
+    app.command("batch")(batch)

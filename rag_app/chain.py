@@ -1,0 +1,151 @@
+"""Question -> retriever -> prompt -> generator -> Answer, as LangChain runnables.
+
+The chain abstains (answers `prompts.NOT_FOUND`) when no retrieved object passes the relevance threshold: the text
+embedder's cosine similarity for text and captions, and CLIP's for images and pages (where CLIP's scores mean
+something: the tiny profile's random CLIP cannot judge relevance, so its threshold is off there).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.documents import Document
+from langchain_core.runnables import Runnable, RunnableLambda
+
+from mmrag.errors import ConfigError
+from rag_app import prompts
+from rag_app.generator import GenerationRequest, Generator
+from rag_app.retriever import MultimodalRetriever
+from rag_app.sources import Source, SourceImages
+
+MAX_QUESTION_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    abstained: bool
+    sources: list[Source]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "answer": self.text,
+            "abstained": self.abstained,
+            "sources": [s.as_json() for s in self.sources],
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+@dataclass
+class Prepared:
+    """The retrieval half of an answer: the numbered sources and the generation request (None: abstain)."""
+
+    question: str
+    sources: list[Source]
+    request: GenerationRequest | None
+    timings: dict[str, float]
+
+
+class RagChain:
+    def __init__(
+        self,
+        retriever: MultimodalRetriever,
+        images: SourceImages,
+        generator: Generator | None,
+        min_text_score: float,
+        min_image_score: float | None,
+    ) -> None:
+        self.retriever = retriever
+        self.images = images
+        self.generator = generator
+        self.min_text_score = min_text_score
+        self.min_image_score = min_image_score
+
+    def as_runnable(self) -> Runnable[str, Answer]:
+        """The chain as LangChain runnables: question -> (retrieve + prompt) -> generate."""
+        return RunnableLambda(self.prepare) | RunnableLambda(self.finish)
+
+    def ask(self, question: str, **retrieval: Any) -> Answer:
+        return self.finish(self.prepare(question, **retrieval))
+
+    def prepare(self, question: str, **retrieval: Any) -> Prepared:
+        question = check_question(question)
+        started = time.perf_counter()
+        documents = self.retriever.invoke(question, **retrieval)
+        retrieved = time.perf_counter()
+        relevant = [d for d in documents if self.relevant(d)]
+        if not relevant:
+            return Prepared(question, [], None, {"retrieve_s": retrieved - started})
+        max_images = self.generator.max_images if self.generator is not None else 0
+        sources, request = self._request(question, relevant, max_images)
+        return Prepared(
+            question, sources, request, {"retrieve_s": retrieved - started, "prompt_s": time.perf_counter() - retrieved}
+        )
+
+    def finish(self, prepared: Prepared) -> Answer:
+        if prepared.request is None:
+            return Answer(prompts.NOT_FOUND, True, [], prepared.timings)
+        if self.generator is None:  # retrieval only
+            return Answer("", False, prepared.sources, prepared.timings)
+        started = time.perf_counter()
+        text = self.generator.generate(prepared.request)
+        return self._answer(prepared, text, {"generate_s": time.perf_counter() - started})
+
+    def stream(self, prepared: Prepared) -> Iterator[str]:
+        """Answer pieces as they are decoded (the UI); `prepared` comes from `prepare`."""
+        if prepared.request is None:
+            yield prompts.NOT_FOUND
+        elif self.generator is not None:
+            yield from self.generator.stream(prepared.request)
+
+    def answer_from_text(self, prepared: Prepared, text: str, generate_s: float) -> Answer:
+        """The Answer for a text generated elsewhere (streaming, batches)."""
+        if prepared.request is None:
+            return Answer(prompts.NOT_FOUND, True, [], prepared.timings)
+        return self._answer(prepared, text, {"generate_s": generate_s})
+
+    def relevant(self, document: Document) -> bool:
+        meta = document.metadata
+        text_sim = meta.get("text_similarity")
+        clip_sim = meta.get("clip_similarity")
+        if text_sim is not None and text_sim >= self.min_text_score:
+            return True
+        visual = meta.get("kind") in ("image", "page")
+        return bool(
+            visual and self.min_image_score is not None and clip_sim is not None and clip_sim >= self.min_image_score
+        )
+
+    def _request(
+        self, question: str, documents: list[Document], max_images: int
+    ) -> tuple[list[Source], GenerationRequest]:
+        """Images first (as many as the model takes, best first), then the rest; numbered in that order."""
+        with_pixels: list[tuple[Document, Any]] = []
+        for document in documents:
+            if len(with_pixels) >= max_images or document.metadata.get("kind") not in ("image", "page"):
+                continue
+            image = self.images.load(document.metadata)
+            if image is not None:
+                with_pixels.append((document, image))
+        shown = {id(d) for d, _ in with_pixels}
+        ordered = [d for d, _ in with_pixels] + [d for d in documents if id(d) not in shown]
+        sources = [Source.from_document(n, d) for n, d in enumerate(ordered, start=1)]
+        items = [s.context_item(as_image=i < len(with_pixels)) for i, s in enumerate(sources)]
+        return sources, GenerationRequest(question, tuple(img for _, img in with_pixels), tuple(items))
+
+    def _answer(self, prepared: Prepared, text: str, timings: dict[str, float]) -> Answer:
+        text = text.strip()
+        abstained = text.lower().startswith(prompts.NOT_FOUND.lower().rstrip("."))
+        return Answer(text, abstained, [] if abstained else prepared.sources, prepared.timings | timings)
+
+
+def check_question(question: str) -> str:
+    question = " ".join(question.split())
+    if not question:
+        raise ConfigError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise ConfigError(f"the question is too long ({len(question)} characters; at most {MAX_QUESTION_CHARS})")
+    return question

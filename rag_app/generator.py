@@ -1,0 +1,308 @@
+"""The answer generator: a LLaVA-family model (plus an optional LoRA adapter) answering from numbered sources.
+
+Building a `Generator` is cheap; the model loads on first use, once, through `mmrag.models.load_vlm` (bf16 on
+CUDA, fp32 on CPU, 4-bit on request). Decoding is greedy. The prompt is `rag_app.prompts`' shared style: the
+images first, then the numbered sources, the question and the instruction. Adapters swap in place on the loaded
+base (peft), so switching never reloads it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mmrag.errors import ConfigError
+from mmrag.models import load_vlm, resolve_device
+from rag_app import prompts
+from rag_app.adapters import ADAPTER_WEIGHTS, S3_SCHEME, AdapterError, resolve_adapter
+
+if TYPE_CHECKING:
+    import torch
+    from peft import PeftModel
+    from PIL import Image
+
+MULTI_IMAGE_LIMIT = 4
+"""Images given to models that take several per prompt; the retriever orders them by relevance."""
+
+_MAX_IMAGES = {"llava": 1, "llava_next": MULTI_IMAGE_LIMIT, "llava_onevision": MULTI_IMAGE_LIMIT}
+"""Images per prompt by `config.model_type`: LLaVA-1.5 was trained on one image; NeXT and OneVision take several."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A question with its numbered sources: the image sources (shown as `images`, same order) come first."""
+
+    question: str
+    images: Sequence[Image.Image] = ()
+    sources: Sequence[prompts.ContextItem] = ()
+
+    def __post_init__(self) -> None:
+        visual = sum(item.kind != "text" for item in self.sources)
+        if visual != len(self.images):
+            raise ValueError(f"{len(self.images)} images but {visual} image/page sources: they must match")
+
+    def limited(self, max_images: int) -> GenerationRequest:
+        """The request with only its first `max_images` images (and their sources; the numbers are kept)."""
+        if len(self.images) <= max_images:
+            return self
+        kept, seen = [], 0
+        for item in self.sources:
+            if item.kind != "text":
+                seen += 1
+                if seen > max_images:
+                    continue
+            kept.append(item)
+        return replace(self, images=tuple(self.images[:max_images]), sources=tuple(kept))
+
+    @property
+    def prompt_text(self) -> str:
+        return prompts.user_text(self.question, self.sources)
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    model: Any
+    processor: Any
+    device: str
+    dtype: torch.dtype
+
+
+class Generator:
+    """Grounded answers from a LLaVA-family model: `generate`, `stream` (for the UI) and `generate_batch`."""
+
+    def __init__(
+        self,
+        model_id: str,
+        device: str = "auto",
+        *,
+        cache_dir: Path,
+        max_new_tokens: int = 128,
+        four_bit: bool = False,
+        adapter: str | None = None,
+    ) -> None:
+        """Cheap: nothing loads until the first use. `adapter` is a dir or ``s3://bucket/prefix`` (or None)."""
+        if max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        self.model_id = model_id
+        self.max_new_tokens = max_new_tokens
+        self._device = device
+        self._four_bit = four_bit
+        self._cache_dir = cache_dir
+        self._lock = threading.RLock()
+        self._loaded: _Loaded | None = None
+        self._peft: PeftModel | None = None
+        self._adapter_dirs: dict[str, Path] = {}
+        self._adapter_names: dict[str, str] = {}
+        self._adapter = adapter  # wanted; `_active` is the one on the loaded model
+        self._active: str | None = None
+        if adapter is not None and not adapter.startswith(S3_SCHEME):
+            self._resolve(adapter)  # a manifest read: a wrong local adapter fails here, at startup
+
+    @property
+    def adapter(self) -> str | None:
+        """The active adapter's source (dir or S3 URI), or None for the base model alone."""
+        return self._adapter
+
+    @property
+    def max_images(self) -> int:
+        """How many images one prompt gets (loads the model): 1 for single-image models such as LLaVA-1.5."""
+        return _MAX_IMAGES.get(self._load().model.config.model_type, 1)
+
+    def generate(self, request: GenerationRequest) -> str:
+        """The answer to one request (greedy, special tokens removed, stripped)."""
+        return self._generate_together([self._fit(request)])[0]
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        """The same answer as `generate`, piece by piece as it is decoded; closing the iterator stops decoding."""
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
+
+        loaded = self._load()
+        inputs = self._inputs([self._fit(request)])
+        streamer = TextIteratorStreamer(loaded.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        stop = threading.Event()
+        failures: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with self._lock:
+                    loaded.model.generate(
+                        **inputs,
+                        **self._decoding(),
+                        streamer=streamer,
+                        stopping_criteria=StoppingCriteriaList([_Stop(stop)]),
+                    )
+            except BaseException as e:  # handed to the consumer below
+                failures.append(e)
+                streamer.end()
+
+        thread = threading.Thread(target=run, name="mmrag-generate", daemon=True)
+        thread.start()
+        try:
+            yield from _stripped(streamer)
+        finally:
+            stop.set()
+            thread.join()
+        if failures:
+            raise failures[0]
+
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[str]:
+        """Answers in order; requests with the same number of images share one left-padded forward batch."""
+        fitted = [self._fit(r) for r in requests]
+        if self._load().processor.tokenizer.pad_token is None:
+            return [self._generate_together([r])[0] for r in fitted]
+        groups: dict[int, list[int]] = defaultdict(list)
+        for i, request in enumerate(fitted):
+            groups[len(request.images)].append(i)
+        answers = [""] * len(fitted)
+        for indices in groups.values():
+            for i, answer in zip(indices, self._generate_together([fitted[i] for i in indices]), strict=True):
+                answers[i] = answer
+        return answers
+
+    def set_adapter(self, source: str | None) -> None:
+        """Answer with the LoRA adapter at `source` (a dir or ``s3://bucket/prefix``) on the same base, or None.
+
+        The adapter's manifest must name this base model and the current prompt style (else AdapterError, and
+        the adapter in use stays). Each source is fetched and loaded once; switching back and forth is instant.
+        """
+        with self._lock:
+            if source is not None:
+                self._resolve(source)
+            if self._loaded is not None:
+                self._activate(source)
+            self._adapter = source
+
+    def _load(self) -> _Loaded:
+        """The loaded model (loading it on first use) with the wanted adapter active."""
+        with self._lock:
+            if self._loaded is None:
+                import torch
+
+                device = resolve_device(self._device)
+                model, processor = load_vlm(self.model_id, device, four_bit=self._four_bit)
+                processor.tokenizer.padding_side = "left"
+                dtype = torch.bfloat16 if device == "cuda" else torch.float32
+                self._loaded = _Loaded(model, processor, device, dtype)
+            if self._active != self._adapter:  # an adapter given at construction (or one that failed to load)
+                if self._adapter is not None:
+                    self._resolve(self._adapter)
+                self._activate(self._adapter)
+            return self._loaded
+
+    def _resolve(self, source: str) -> Path:
+        if source not in self._adapter_dirs:
+            self._adapter_dirs[source] = resolve_adapter(source, self.model_id, self._cache_dir)
+        return self._adapter_dirs[source]
+
+    def _activate(self, source: str | None) -> None:
+        """Make `source`'s adapter (loaded on first use) the active one, or disable adapters for None."""
+        if source is None:
+            if self._peft is not None:
+                self._lora_layers().disable_adapter_layers()
+        else:
+            if source not in self._adapter_names:
+                self._adapter_names[source] = self._load_adapter(self._adapter_dirs[source])
+            self._lora_layers().enable_adapter_layers()
+            assert self._peft is not None
+            self._peft.set_adapter(self._adapter_names[source], inference_mode=True)
+        self._active = source
+
+    def _lora_layers(self) -> Any:
+        """The peft LoRA model that switches its injected layers on and off."""
+        assert self._peft is not None
+        return self._peft.base_model
+
+    def _load_adapter(self, adapter_dir: Path) -> str:
+        """Inject the adapter's LoRA layers into the loaded base (in place) under a new name."""
+        from peft import PeftConfig, PeftModel
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        assert self._loaded is not None
+        name = f"adapter{len(self._adapter_names)}"
+        try:  # read everything first: a broken adapter must not touch the model
+            PeftConfig.from_pretrained(str(adapter_dir))
+            load_file(adapter_dir / ADAPTER_WEIGHTS)
+        except (OSError, ValueError, SafetensorError) as e:
+            raise AdapterError(f"cannot load the adapter at {adapter_dir}: {_first_line(e)}") from e
+        try:
+            if self._peft is None:
+                self._peft = PeftModel.from_pretrained(self._loaded.model, str(adapter_dir), adapter_name=name)
+            else:
+                self._peft.load_adapter(str(adapter_dir), adapter_name=name)
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
+            self._discard_model()  # half-injected layers: start again from a clean base on the next use
+            raise AdapterError(f"cannot load the adapter at {adapter_dir}: {_first_line(e)}") from e
+        return name
+
+    def _discard_model(self) -> None:
+        self._loaded, self._peft, self._active = None, None, None
+        self._adapter_names.clear()
+
+    def _fit(self, request: GenerationRequest) -> GenerationRequest:
+        return request.limited(self.max_images)
+
+    def _inputs(self, requests: Sequence[GenerationRequest]) -> Any:
+        """Processor inputs for requests that all have the same number of images, on the model's device."""
+        loaded = self._load()
+        texts = [
+            loaded.processor.apply_chat_template(
+                prompts.messages(len(r.images), r.prompt_text), add_generation_prompt=True, tokenize=False
+            )
+            for r in requests
+        ]
+        images = [[image.convert("RGB") for image in r.images] for r in requests]
+        batch = loaded.processor(text=texts, images=images if any(images) else None, padding=True, return_tensors="pt")
+        return batch.to(loaded.device, dtype=loaded.dtype)
+
+    def _generate_together(self, requests: Sequence[GenerationRequest]) -> list[str]:
+        import torch
+
+        loaded = self._load()
+        inputs = self._inputs(requests)
+        with self._lock, torch.inference_mode():
+            output = loaded.model.generate(**inputs, **self._decoding())
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        tokenizer = loaded.processor.tokenizer
+        return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in new_tokens]
+
+    def _decoding(self) -> dict[str, Any]:
+        tokenizer = self._load().processor.tokenizer
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        return {"max_new_tokens": self.max_new_tokens, "do_sample": False, "num_beams": 1, "pad_token_id": pad}
+
+
+class _Stop:
+    """Stopping criterion: ends generation once the stream's consumer has gone away."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self._event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        import torch
+
+        return torch.full((input_ids.shape[0],), self._event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+def _stripped(pieces: Iterable[str]) -> Iterator[str]:
+    """The pieces with the whole text's leading and trailing whitespace left out (as `str.strip` would)."""
+    started, pending = False, ""
+    for piece in pieces:
+        if not started:
+            piece = piece.lstrip()
+            started = bool(piece)
+        body = piece.rstrip()
+        if body:
+            yield pending + body
+            pending = piece[len(body) :]
+        else:
+            pending += piece
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__

@@ -1,0 +1,344 @@
+"""The generator on the tiny checkpoints (CPU): images per model, streaming, batching, adapters."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import abc
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import torch
+from PIL import Image
+
+from finetune.manifest import AdapterManifest
+from mmrag import tiny
+from mmrag.errors import ConfigError
+from mmrag.models import load_vlm
+from mmrag.server import free_port
+from rag_app import generator as generator_module
+from rag_app.adapters import AdapterError, s3_cache_dir
+from rag_app.generator import GenerationRequest, Generator
+from rag_app.prompts import PROMPT_STYLE, ContextItem
+from tests.conftest import CACHE_DIR
+
+pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # peft
+
+FAMILIES = ["llava", "llava_onevision"]
+TOKENS_PER_IMAGE = {
+    "llava": (tiny.IMAGE_SIZE // tiny.PATCH_SIZE) ** 2,  # CLS token dropped ("default" strategy)
+    "llava_onevision": (tiny.IMAGE_SIZE // tiny.PATCH_SIZE) ** 2 + 1,  # one newline token per image of several
+}
+LANGUAGE_MODEL_LORA = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+def model_dir(family: str) -> str:
+    tiny.ensure_tiny_models(CACHE_DIR)
+    return str(tiny.tiny_vlm_dir(CACHE_DIR, family))
+
+
+def chart(seed: int) -> Image.Image:
+    pixels = torch.randint(0, 256, (40, 56, 3), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+    return Image.fromarray(pixels.numpy())
+
+
+def request(n_images: int, question: str = "What is the largest bar?", n_texts: int = 1) -> GenerationRequest:
+    visual = [ContextItem(n=i + 1, kind="image", label=f"chart{i + 1}.png") for i in range(n_images)]
+    texts = [
+        ContextItem(n=n_images + i + 1, kind="text", label=f"report.pdf p.{i + 2}", text=f"Revenue grew {i + 3}%.")
+        for i in range(n_texts)
+    ]
+    return GenerationRequest(question, images=[chart(i) for i in range(n_images)], sources=visual + texts)
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def family_generator(request: pytest.FixtureRequest) -> tuple[str, Generator]:
+    return request.param, Generator(model_dir(request.param), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
+
+
+@pytest.fixture
+def processor_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[dict[str, Any], Any]]:
+    """What reaches the tiny models' processors: (keyword arguments, output) per call."""
+    from transformers import LlavaOnevisionProcessor, LlavaProcessor
+
+    calls: list[tuple[dict[str, Any], Any]] = []
+    for cls in (LlavaProcessor, LlavaOnevisionProcessor):
+        original = cls.__call__
+
+        def spy(self: Any, *args: Any, _original: Callable[..., Any] = original, **kwargs: Any) -> Any:
+            output = _original(self, *args, **kwargs)
+            calls.append((kwargs, output))
+            return output
+
+        monkeypatch.setattr(cls, "__call__", spy)
+    return calls
+
+
+def image_tokens(generator_dir: str, output: Any) -> int:
+    from transformers import AutoConfig
+
+    image_token_id = AutoConfig.from_pretrained(generator_dir).image_token_id
+    return int((output["input_ids"] == image_token_id).sum())
+
+
+def test_single_image_model_gets_only_the_best_image(processor_calls: list[tuple[dict[str, Any], Any]]) -> None:
+    generator = Generator(model_dir("llava"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=4)
+    assert generator.max_images == 1
+
+    generator.generate(request(n_images=3))
+
+    (kwargs, output), *_ = processor_calls
+    assert [len(images) for images in kwargs["images"]] == [1]
+    assert kwargs["images"][0][0].tobytes() == chart(0).convert("RGB").tobytes()  # the first (best) one
+    assert image_tokens(model_dir("llava"), output) == TOKENS_PER_IMAGE["llava"]
+    prompt = kwargs["text"][0]
+    assert "[1] (image) chart1.png" in prompt
+    assert "chart2.png" not in prompt and "chart3.png" not in prompt  # sources not shown are not offered
+    assert "[4] report.pdf p.2: Revenue grew 3%." in prompt  # numbers stay those of the retriever
+
+
+@pytest.mark.parametrize(("n_images", "expected"), [(2, 2), (6, 4)])
+def test_multi_image_model_gets_up_to_max_images(
+    processor_calls: list[tuple[dict[str, Any], Any]], n_images: int, expected: int
+) -> None:
+    generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=4)
+    assert generator.max_images == 4
+
+    generator.generate(request(n_images))
+
+    (kwargs, output), *_ = processor_calls
+    assert [len(images) for images in kwargs["images"]] == [expected]
+    assert image_tokens(model_dir("llava_onevision"), output) == expected * TOKENS_PER_IMAGE["llava_onevision"]
+
+
+def test_text_only_request_passes_no_images(processor_calls: list[tuple[dict[str, Any], Any]]) -> None:
+    generator = Generator(model_dir("llava"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=4)
+    generator.generate(request(n_images=0, n_texts=2))
+    (kwargs, _), *_ = processor_calls
+    assert kwargs["images"] is None
+
+
+def test_images_must_match_image_sources() -> None:
+    with pytest.raises(ValueError, match="2 images but 1 image/page sources"):
+        GenerationRequest("q", images=[chart(0), chart(1)], sources=[ContextItem(1, "image", "a.png")])
+
+
+def test_stream_concatenates_to_the_generated_answer(family_generator: tuple[str, Generator]) -> None:
+    _, generator = family_generator
+    for n_images in (0, 1, 2):
+        answer = generator.generate(request(n_images))
+        pieces = list(generator.stream(request(n_images)))
+        assert answer and "".join(pieces) == answer
+        assert all(pieces)
+
+
+def test_stream_closed_early_stops_cleanly(family_generator: tuple[str, Generator]) -> None:
+    _, generator = family_generator
+    stream = generator.stream(request(1))
+    assert isinstance(stream, abc.Generator)
+    next(stream)
+    stream.close()
+    assert generator.generate(request(1)) == "".join(generator.stream(request(1)))  # the model is free again
+
+
+def test_batch_equals_one_by_one(family_generator: tuple[str, Generator]) -> None:
+    _, generator = family_generator
+    requests = [request(1, "Which quarter?"), request(2, "What was the revenue in 2024 in dollars?"), request(0)]
+    requests.append(request(1, "Largest value?", n_texts=3))
+    assert generator.generate_batch(requests) == [generator.generate(r) for r in requests]
+    assert generator.generate_batch([]) == []
+
+
+def test_answers_are_deterministic(family_generator: tuple[str, Generator]) -> None:
+    family, generator = family_generator
+    fresh = Generator(model_dir(family), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
+    assert generator.generate(request(1)) == generator.generate(request(1)) == fresh.generate(request(1))
+
+
+def test_max_new_tokens_is_checked() -> None:
+    with pytest.raises(ConfigError, match="max_new_tokens must be at least 1"):
+        Generator(model_dir("llava"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=0)
+
+
+# Adapters
+
+
+def make_adapter(
+    out: Path, base_dir: str, *, seed: int, base_model: str | None = None, style: str = PROMPT_STYLE
+) -> str:
+    """A random (non-zero) LoRA on the language model of the tiny base, saved with its manifest as training would."""
+    from peft import LoraConfig, get_peft_model
+
+    base, _ = load_vlm(base_dir, "cpu")
+    torch.manual_seed(seed)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=LANGUAGE_MODEL_LORA, init_lora_weights=False)
+    get_peft_model(base, config).save_pretrained(str(out))
+    AdapterManifest(base_model=base_model or base_dir, prompt_style=style).save(out)
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def adapters(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("adapters")
+    base = model_dir("llava_onevision")
+    return {
+        "a": make_adapter(root / "a", base, seed=1),
+        "b": make_adapter(root / "b", base, seed=2),
+        "other_base": make_adapter(root / "other", base, seed=3, base_model=model_dir("llava")),
+        "other_style": make_adapter(root / "style", base, seed=4, style="some-other-style"),
+    }
+
+
+@pytest.fixture
+def load_count(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The model ids the generator loads (through the real loader)."""
+    loads: list[str] = []
+
+    def counting_load_vlm(model_id: str, device: str, *, four_bit: bool = False) -> tuple[Any, Any]:
+        loads.append(model_id)
+        return load_vlm(model_id, device, four_bit=four_bit)
+
+    monkeypatch.setattr(generator_module, "load_vlm", counting_load_vlm)
+    return loads
+
+
+def test_adapters_change_answers_and_swap_without_reloading(adapters: dict[str, str], load_count: list[str]) -> None:
+    generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
+    questions = [request(1), request(0, "How much did revenue grow?")]
+    base = generator.generate_batch(questions)
+
+    generator.set_adapter(adapters["a"])
+    with_a = generator.generate_batch(questions)
+    generator.set_adapter(adapters["b"])
+    with_b = generator.generate_batch(questions)
+    generator.set_adapter(None)
+    again_base = generator.generate_batch(questions)
+    generator.set_adapter(adapters["a"])
+
+    assert with_a != base and with_b != base and with_a != with_b
+    assert again_base == base  # exactly the base model again
+    assert generator.generate_batch(questions) == with_a  # and back to the same adapter
+    assert "".join(generator.stream(questions[0])) == with_a[0]
+    assert generator.adapter == adapters["a"]
+    assert load_count == [model_dir("llava_onevision")]  # the base loaded once, on first use
+
+
+def test_adapter_given_at_construction_loads_with_the_model(adapters: dict[str, str], load_count: list[str]) -> None:
+    model = model_dir("llava_onevision")
+    with_adapter = Generator(model, "cpu", cache_dir=CACHE_DIR, adapter=adapters["a"], max_new_tokens=12)
+    assert load_count == []  # cheap to build
+    base = Generator(model, "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
+    assert with_adapter.generate(request(1)) != base.generate(request(1))
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("other_base", r"the adapter was trained on '.*llava' but the model in use is '.*llava_onevision'"),
+        ("other_style", r"trained with prompt style 'some-other-style' but this version answers with"),
+    ],
+)
+def test_mismatched_adapter_is_refused(adapters: dict[str, str], key: str, message: str) -> None:
+    generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
+    before = generator.generate(request(1))
+    with pytest.raises(AdapterError, match=message):
+        generator.set_adapter(adapters[key])
+    assert generator.adapter is None and generator.generate(request(1)) == before
+
+
+def test_dir_without_manifest_is_refused(adapters: dict[str, str], tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (bare / name).write_bytes((Path(adapters["a"]) / name).read_bytes())
+    generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR)
+    with pytest.raises(AdapterError, match=r"is not an mmrag adapter: mmrag_adapter.json is missing"):
+        generator.set_adapter(str(bare))
+    with pytest.raises(AdapterError, match="not found"):
+        generator.set_adapter(str(tmp_path / "missing"))
+    with pytest.raises(AdapterError, match=r"is not an mmrag adapter"):  # at startup, before any model loads
+        Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, adapter=str(bare))
+
+
+def test_s3_adapter_uris_map_into_the_cache(tmp_path: Path) -> None:
+    assert s3_cache_dir("s3://bucket/runs/7/", tmp_path) == tmp_path / "adapters" / "bucket" / "runs" / "7"
+    for bad in ("s3://bucket", "s3:///prefix", "s3://bucket/../x"):
+        with pytest.raises(AdapterError, match="expected s3://bucket/prefix"):
+            s3_cache_dir(bad, tmp_path)
+
+
+def test_unreadable_adapter_weights_are_refused_and_the_base_answers_on(
+    adapters: dict[str, str], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("adapter_config.json", "mmrag_adapter.json"):
+        (broken / name).write_bytes((Path(adapters["a"]) / name).read_bytes())
+    (broken / "adapter_model.safetensors").write_bytes(b"not safetensors")
+    generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
+    before = generator.generate(request(1))
+    with pytest.raises(AdapterError, match=r"cannot load the adapter at .*broken"):
+        generator.set_adapter(str(broken))
+    assert generator.adapter is None and generator.generate(request(1)) == before
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto's S3 server on loopback, with boto3 pointed at it through the standard AWS variables."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(endpoint, timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail("moto_server did not start")
+                time.sleep(0.1)
+        for key, value in {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_s3_adapter_is_pulled_once_into_the_cache(adapters: dict[str, str], s3_endpoint: str, tmp_path: Path) -> None:
+    import boto3
+
+    from finetune import s3
+
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="adapters")
+    s3.push(Path(adapters["a"]), "s3://adapters/runs/a")
+    uri = "s3://adapters/runs/a"
+    local = Generator(model_dir("llava_onevision"), "cpu", cache_dir=tmp_path, max_new_tokens=12)
+    local.set_adapter(adapters["a"])
+    remote = Generator(model_dir("llava_onevision"), "cpu", cache_dir=tmp_path, adapter=uri, max_new_tokens=12)
+
+    assert remote.generate(request(1)) == local.generate(request(1))
+    assert (tmp_path / "adapters" / "adapters" / "runs" / "a" / "mmrag_adapter.json").is_file()
+    for key in client.list_objects_v2(Bucket="adapters")["Contents"]:
+        client.delete_object(Bucket="adapters", Key=key["Key"])
+    remote.set_adapter(None)
+    remote.set_adapter(uri)  # loaded already: neither fetched nor read again
+    assert remote.generate(request(1)) == local.generate(request(1))
+    with pytest.raises(AdapterError, match=r"cannot fetch adapter s3://adapters/runs/b: .*NoSuchKey"):
+        remote.set_adapter("s3://adapters/runs/b")
