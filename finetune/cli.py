@@ -1,7 +1,265 @@
-"""Command-line commands of this package, added to `mmrag` by `register`."""
+"""Command-line commands of this package, added to `mmrag` by `register`: `mmrag finetune data|validate|train|...`.
+
+Each command parses its options and calls one library function; heavy imports happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from mmrag.console import err, out
 
-def register(app: typer.Typer) -> None:
+if TYPE_CHECKING:
+    from finetune.evaluate import EvalReport
+    from finetune.train import StepLog
+
+app = typer.Typer(help="Synthetic chart QA, LoRA adapters, evaluation and S3 shipping.", no_args_is_help=True)
+
+
+def register(parent: typer.Typer) -> None:
     """Add this package's commands to the `mmrag` app."""
+    parent.add_typer(app, name="finetune")
+
+
+@contextmanager
+def _progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def _quiet_warnings() -> None:
+    """peft calls a transformers method deprecated in v5; users can do nothing about that warning."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
+def _base(base: str | None) -> str:
+    from mmrag.models import resolve_models
+    from mmrag.settings import load_settings
+
+    return base or resolve_models(load_settings()).vlm_model
+
+
+def _device(device: str | None) -> str:
+    from mmrag.models import resolve_device
+    from mmrag.settings import load_settings
+
+    return resolve_device(device or load_settings().device)
+
+
+@app.command("data")
+def data(
+    out_dir: Path = typer.Option(..., "--out", help="New directory for the dataset."),
+    n: int = typer.Option(1000, "--n", min=1, help="Number of charts."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Same seed, same dataset."),
+    domain: str = typer.Option("business", help="business, finance, health, science, or a domain JSON file."),
+    questions: int = typer.Option(6, "--questions-per-chart", min=1, help="Template questions per chart."),
+    workers: int = typer.Option(min(4, os.cpu_count() or 1), min=1, help="Processes rendering charts."),
+    bedrock: bool = typer.Option(False, "--bedrock", help="Add LLM-written questions (checked) with Bedrock."),
+    bedrock_model: str = typer.Option(
+        "anthropic.claude-3-5-haiku-20241022-v1:0", envvar="MMRAG_BEDROCK_MODEL", help="Bedrock model id."
+    ),
+) -> None:
+    """Generate synthetic charts with questions and answers computed from their tables."""
+    from finetune.dataset import DataConfig, build_dataset
+    from finetune.domains import load_domain
+
+    enricher = None
+    if bedrock:
+        from finetune.bedrock import BedrockEnricher
+
+        enricher = BedrockEnricher(bedrock_model)
+    config = DataConfig(n_charts=n, seed=seed, questions_per_chart=questions)
+    with _progress("charts", n) as advance:
+        card = build_dataset(out_dir, load_domain(domain), config, enricher=enricher, workers=workers, progress=advance)
+    counts = ", ".join(f"{s} {card.charts[s]} charts / {card.samples[s]} samples" for s in card.charts)
+    out.print(f"dataset in {out_dir}: {counts}")
+
+
+@app.command("validate")
+def validate(
+    file: Path = typer.Argument(..., help="A LLaVA dataset file (JSON array or JSONL)."),
+    base: str | None = typer.Option(None, help="Model whose processor measures the length (default: MMRAG_VLM_MODEL)."),
+    max_length: int = typer.Option(2048, help="Longest sample in tokens, image tokens included."),
+    images: Path | None = typer.Option(None, help="Folder the image paths are relative to (default: the file's)."),
+) -> None:
+    """Check a dataset file; every defect is printed with its line, and the exit status is 1 if there is any."""
+    from finetune.samples import DatasetError
+    from finetune.validate import load_processor, validate_file
+
+    if not file.is_file():
+        raise DatasetError(f"{file} does not exist")
+    processor, model_max = load_processor(_base(base))
+    limit = min(max_length, model_max) if model_max else max_length
+    report = validate_file(file, processor=processor, max_length=limit, image_root=images)
+    for issue in report.issues:
+        out.print(issue.format(file), highlight=False, markup=False)
+    summary = (
+        f"{report.n_samples} samples, {len(report.issues)} problems, longest {report.longest} tokens (max {limit})"
+    )
+    if not report.ok:
+        err.print(f"[red]invalid:[/] {summary}")
+        raise typer.Exit(1)
+    out.print(f"[green]ok:[/] {summary}")
+
+
+@app.command("train")
+def train(
+    data_dir: Path = typer.Option(..., "--data", help="Dataset dir made by `mmrag finetune data`."),
+    out_dir: Path = typer.Option(..., "--out", help="Adapter dir (resumes from its checkpoints)."),
+    base: str | None = typer.Option(None, help="Base model id or dir (default: MMRAG_VLM_MODEL)."),
+    max_steps: int | None = typer.Option(None, min=1, help="Stop after this many optimizer steps."),
+    epochs: int = typer.Option(1, min=1),
+    batch_size: int = typer.Option(16, min=1),
+    grad_accum: int = typer.Option(1, min=1, help="Gradient accumulation steps."),
+    lr: float = typer.Option(2e-4, help="LoRA learning rate (cosine schedule, 3% warmup)."),
+    lora_r: int = typer.Option(128, min=1),
+    lora_alpha: int = typer.Option(256, min=1),
+    lora_dropout: float = typer.Option(0.05),
+    projector: bool = typer.Option(True, "--projector/--no-projector", help="Train the projector in full."),
+    max_length: int = typer.Option(2048, min=1),
+    seed: int = typer.Option(0, min=0),
+    save_every: int = typer.Option(200, min=1, help="Checkpoint every N steps."),
+    qlora: bool = typer.Option(False, "--qlora", help="4-bit base (CUDA and bitsandbytes)."),
+    checkpointing: bool | None = typer.Option(
+        None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Default: on for CUDA."
+    ),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the latest checkpoint in --out."),
+    device: str | None = typer.Option(None, help="cpu or cuda (default: MMRAG_DEVICE)."),
+) -> None:
+    """Train a LoRA adapter; the loss of every step goes to the console and to OUT/loss.csv."""
+    from finetune.train import TrainConfig
+    from finetune.train import train as run_training
+
+    _quiet_warnings()
+    config = TrainConfig(
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        learning_rate=lr,
+        train_projector=projector,
+        epochs=epochs,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        max_steps=max_steps,
+        max_length=max_length,
+        seed=seed,
+        save_every=save_every,
+        four_bit=qlora,
+        gradient_checkpointing=checkpointing,
+    )
+    result = run_training(
+        data_dir, _base(base), out_dir, config, device=_device(device), resume=resume, on_step=_print_step
+    )
+    val = f", val loss {result.val_loss:.4f}" if result.val_loss is not None else ""
+    out.print(
+        f"adapter in {result.adapter_dir}: {result.steps} steps, loss {result.first_loss:.4f} -> "
+        f"{result.final_loss:.4f}{val}"
+    )
+
+
+def _print_step(log: StepLog) -> None:
+    out.print(
+        f"step {log.step}/{log.total_steps}  epoch {log.epoch}  loss {log.loss:.4f}  lr {log.lr:.2e}  "
+        f"{log.samples_per_s:.1f} samples/s  {log.tokens_per_s:.0f} tok/s  peak {log.peak_memory_mb:.0f} MB",
+        highlight=False,
+    )
+
+
+@app.command("eval")
+def evaluate(
+    data_dir: Path = typer.Option(..., "--data", help="Dataset dir; its test split is evaluated."),
+    base: str | None = typer.Option(None, help="Base model id or dir (default: MMRAG_VLM_MODEL)."),
+    adapter: str | None = typer.Option(None, help="Adapter dir or s3:// URI, scored beside the base."),
+    json_output: bool = typer.Option(False, "--json", help="Print the JSON report."),
+    limit: int | None = typer.Option(None, min=1, help="Only the first N questions."),
+    batch_size: int = typer.Option(8, min=1),
+    report_dir: Path | None = typer.Option(None, "--report-dir", help="Default: the adapter dir, else DATA/eval."),
+    device: str | None = typer.Option(None, help="cpu or cuda (default: MMRAG_DEVICE)."),
+) -> None:
+    """ChartQA relaxed accuracy of the base model and the adapter, overall and per question and chart type."""
+    import json
+
+    from finetune.evaluate import closed_samples, save_report
+    from finetune.evaluate import evaluate as run_eval
+
+    _quiet_warnings()
+    adapter_dir = _local_adapter(adapter) if adapter else None
+    n = len(closed_samples(data_dir, "test", limit)) * (2 if adapter_dir else 1)
+    with _progress("answering", n) as advance:
+        report = run_eval(
+            data_dir,
+            _base(base),
+            _device(device),
+            adapter_dir=adapter_dir,
+            limit=limit,
+            batch_size=batch_size,
+            progress=advance,
+        )
+    json_path, png_path = save_report(report, report_dir or adapter_dir or data_dir / "eval")
+    if json_output:
+        out.print_json(json.dumps(report.to_json()))
+    else:
+        _print_report(report)
+    err.print(f"report: {json_path}, plot: {png_path}")
+
+
+def _local_adapter(adapter: str) -> Path:
+    if not adapter.startswith("s3://"):
+        return Path(adapter)
+    from finetune.s3 import S3Uri, pull
+    from mmrag.settings import load_settings
+
+    uri = S3Uri.parse(adapter)
+    return pull(adapter, load_settings().cache_dir.joinpath("adapters", uri.bucket, *uri.prefix.split("/")))
+
+
+def _print_report(report: EvalReport) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Relaxed accuracy on the {report.split} split ({report.base_model})")
+    table.add_column("group")
+    table.add_column("n", justify="right")
+    for model in report.models:
+        table.add_column(model, justify="right")
+    rows: list[tuple[str, dict[str, Any]]] = [("overall", report.overall)]
+    rows += [(f"question: {k}", v) for k, v in report.by_question_type.items()]
+    rows += [(f"chart: {k}", v) for k, v in report.by_chart_type.items()]
+    for name, scores in rows:
+        first = next(iter(scores.values()))
+        table.add_row(name, str(first.n), *(f"{scores[m].accuracy:.1%}" for m in report.models))
+    out.print(table)
+
+
+@app.command("push")
+def push(
+    local_dir: Path = typer.Argument(..., help="Adapter dir (checkpoints/ is left out)."),
+    uri: str = typer.Argument(..., help="s3://bucket/prefix"),
+) -> None:
+    """Upload an adapter dir to S3 (multipart, checksummed); standard AWS settings apply (AWS_PROFILE, ...)."""
+    from finetune.s3 import push as upload
+
+    keys = upload(local_dir, uri)
+    out.print(f"pushed {len(keys)} files to {uri}")
+
+
+@app.command("pull")
+def pull(
+    uri: str = typer.Argument(..., help="s3://bucket/prefix"),
+    dest: Path = typer.Argument(..., help="Local dir."),
+) -> None:
+    """Download an adapter from S3 and verify every file's sha256."""
+    from finetune.s3 import pull as download
+
+    out.print(f"pulled {uri} into {download(uri, dest)}")

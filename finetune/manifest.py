@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -58,3 +59,21 @@ class AdapterManifest:
 def _normalise(model_id: str) -> str:
     path = Path(model_id).expanduser()
     return str(path.resolve()) if path.exists() else model_id.rstrip("/")
+
+
+def model_revision(model_id: str, config: Any = None) -> str | None:
+    """The base checkpoint's revision: the hub commit when loaded from the hub, else a hash of a local dir's files.
+
+    A local dir's revision is the sha256 of its config.json and the names and sizes of its weight files (cheap
+    for a 7B model, and it changes when the checkpoint does).
+    """
+    commit = getattr(config, "_commit_hash", None)
+    if commit:
+        return str(commit)
+    path = Path(model_id).expanduser()
+    if not (path / "config.json").is_file():
+        return None
+    digest = hashlib.sha256((path / "config.json").read_bytes())
+    for weights in sorted(path.glob("*.safetensors")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return f"sha256:{digest.hexdigest()}"

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import weaviate.classes as wvc
 
@@ -34,8 +34,14 @@ from indexer.extract import (
 from indexer.items import FileResult, Item, object_id
 from indexer.store import CLIP_VECTOR, TEXT_VECTOR, Store
 
-Describer = Callable[[Sequence[Any]], list[str]]
-"""Images -> descriptions (the VLM's reading of each chart), stored as captions when indexing with --describe."""
+
+class Describer(Protocol):
+    """Images -> descriptions (the VLM's reading of each chart), stored in captions when indexing with --describe."""
+
+    @property
+    def name(self) -> str: ...
+
+    def __call__(self, images: Sequence[Any], /) -> list[str]: ...
 
 
 @dataclass
@@ -98,7 +104,8 @@ class Indexer:
         todo: list[tuple[Candidate, str]] = []
         for candidate, sha in _hash_all(candidates, report):
             state = inventory.get(str(candidate.path))
-            if state is not None and state.complete(sha):
+            describer = self.describe.name if self.describe is not None else None
+            if state is not None and state.complete(sha, describer):
                 report.unchanged += 1
             else:
                 todo.append((candidate, sha))
@@ -172,7 +179,7 @@ class Indexer:
                 vector[TEXT_VECTOR] = text_vectors[i].tolist()
             write(
                 wvc.data.DataObject(
-                    properties=_properties(candidate, result, item, now),
+                    properties=_properties(candidate, result, item, now, self.describe),
                     uuid=object_id(str(candidate.path), result.sha256, item.locator),
                     vector=vector,
                 )
@@ -254,7 +261,9 @@ def _hash_all(candidates: list[Candidate], report: IndexReport) -> Iterator[tupl
                 yield candidate, sha
 
 
-def _properties(candidate: Candidate, result: FileResult, item: Item, now: datetime) -> dict[str, Any]:
+def _properties(
+    candidate: Candidate, result: FileResult, item: Item, now: datetime, describer: Describer | None
+) -> dict[str, Any]:
     properties: dict[str, Any] = {
         "kind": item.kind,
         "source": candidate.relative,
@@ -270,6 +279,8 @@ def _properties(candidate: Candidate, result: FileResult, item: Item, now: datet
         "created": now,
         "image_path": item.image_path,
     }
+    if describer is not None and item.kind == "image":
+        properties["describer"] = describer.name
     if item.image is not None:
         properties |= {"width": item.image.width, "height": item.image.height, "thumbnail": _thumbnail(item.image)}
     return properties

@@ -63,10 +63,14 @@ class SourceState:
 
     counts: Counter[str] = field(default_factory=Counter)
     expected: dict[str, int] = field(default_factory=dict)
+    describers: set[str | None] = field(default_factory=set)
+    """The describer of each image object (None: not described)."""
 
-    def complete(self, sha256: str) -> bool:
-        """Exactly one version stored, and all of its items: a clean earlier run (not a crash mid-file)."""
-        return set(self.counts) == {sha256} and self.counts[sha256] == self.expected.get(sha256)
+    def complete(self, sha256: str, describer: str | None = None) -> bool:
+        """Exactly one version stored, and all of its items (not a crash mid-file), and, when charts are to be
+        described, every image described by that describer."""
+        stored = set(self.counts) == {sha256} and self.counts[sha256] == self.expected.get(sha256)
+        return stored and (describer is None or self.describers <= {describer})
 
 
 def _properties() -> list[Property]:
@@ -161,7 +165,7 @@ class Store:
     def inventory(self) -> dict[str, SourceState]:
         """Per absolute source path: how many objects of each file version are stored, and how many expected."""
         states: dict[str, SourceState] = defaultdict(SourceState)
-        props = ["source_path", "file_sha256", "n_items"]
+        props = ["source_path", "file_sha256", "n_items", "kind", "describer"]
 
         def scan() -> None:
             for obj in self.collection.iterator(return_properties=props):
@@ -170,6 +174,8 @@ class Store:
                 sha = str(p["file_sha256"])
                 state.counts[sha] += 1
                 state.expected[sha] = int(p["n_items"] or 0)
+                if p["kind"] == "image":
+                    state.describers.add(p.get("describer"))
 
         self.call(scan)
         return dict(states)

@@ -39,6 +39,8 @@ class GenerationRequest:
     question: str
     images: Sequence[Image.Image] = ()
     sources: Sequence[prompts.ContextItem] = ()
+    instruction: str | None = None
+    """A whole user turn to send instead of the grounded-answer prompt (chart descriptions at index time)."""
 
     def __post_init__(self) -> None:
         visual = sum(item.kind != "text" for item in self.sources)
@@ -60,7 +62,7 @@ class GenerationRequest:
 
     @property
     def prompt_text(self) -> str:
-        return prompts.user_text(self.question, self.sources)
+        return self.instruction if self.instruction is not None else prompts.user_text(self.question, self.sources)
 
 
 @dataclass(frozen=True)

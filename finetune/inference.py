@@ -1,0 +1,87 @@
+"""SageMaker inference entry point: the four handler functions the PyTorch/Hugging Face containers call.
+
+The model archive (``model.tar.gz``, unpacked into ``model_dir``) holds an mmrag adapter: its manifest names the
+base model, loaded from the hub or from ``MMRAG_VLM_MODEL`` (a local dir inside the image) with the other
+``MMRAG_*`` settings, and refused when it differs from the adapter's base. A model_dir without a manifest serves
+the base model alone. Requests are JSON: ``{"image": "<base64 PNG/JPEG>", "question": "..."}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finetune.answerer import ChartAnswerer, human_turn, load_answerer
+from finetune.manifest import MANIFEST_NAME, AdapterManifest
+from mmrag.errors import MmragError
+
+JSON = "application/json"
+
+
+class RequestError(MmragError):
+    """A request the endpoint cannot answer (content type, missing field, undecodable image)."""
+
+
+@dataclass(frozen=True)
+class ChartQuestion:
+    image: Any
+    """A PIL image."""
+    question: str
+
+
+def model_fn(model_dir: str) -> ChartAnswerer:
+    """Load the base model and the adapter in `model_dir` (once per worker)."""
+    import os
+
+    from mmrag.models import resolve_device, resolve_models
+    from mmrag.settings import load_settings
+
+    adapter_dir = Path(model_dir)
+    has_adapter = (adapter_dir / MANIFEST_NAME).is_file()
+    overrides: dict[str, object] = {}
+    if has_adapter and "MMRAG_VLM_MODEL" not in os.environ and os.environ.get("MMRAG_PROFILE") != "tiny":
+        overrides["vlm_model"] = AdapterManifest.load(adapter_dir).base_model
+    settings = load_settings(**overrides)
+    base = resolve_models(settings).vlm_model
+    return load_answerer(base, resolve_device(settings.device), adapter_dir if has_adapter else None)
+
+
+def input_fn(request_body: str | bytes, content_type: str = JSON) -> ChartQuestion:
+    if content_type.split(";")[0].strip() != JSON:
+        raise RequestError(f"unsupported content type {content_type!r}: send {JSON}")
+    try:
+        data = json.loads(request_body)
+        question, encoded = str(data["question"]).strip(), str(data["image"])
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise RequestError('the request must be JSON {"image": "<base64>", "question": "..."}') from e
+    if not question:
+        raise RequestError("the question is empty")
+    return ChartQuestion(_decode_image(encoded), question)
+
+
+def _decode_image(encoded: str) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    if encoded.startswith("data:"):
+        encoded = encoded.split(",", 1)[-1]
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(encoded, validate=True))) as image:
+            return image.convert("RGB")
+    except (binascii.Error, ValueError, UnidentifiedImageError, OSError) as e:
+        raise RequestError(f"the image is not a base64-encoded PNG or JPEG: {e}") from e
+
+
+def predict_fn(data: ChartQuestion, model: ChartAnswerer) -> dict[str, Any]:
+    (answer,) = model.answer([human_turn(data.question)], [data.image])
+    return {"answer": answer, "question": data.question}
+
+
+def output_fn(prediction: dict[str, Any], accept: str = JSON) -> str:
+    if accept not in (JSON, "*/*", ""):
+        raise RequestError(f"unsupported accept type {accept!r}: ask for {JSON}")
+    return json.dumps(prediction, ensure_ascii=False)

@@ -1,0 +1,155 @@
+"""The Streamlit page through streamlit.testing.v1.AppTest: a real Weaviate, the tiny profile, the sample corpus."""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from indexer.service import index_paths
+from mmrag.samples import write_sample_corpus
+from mmrag.server import LocalWeaviate, free_port
+from mmrag.settings import Settings
+from rag_app import prompts
+from tests.conftest import CACHE_DIR, cli_env
+from ui.cli import APP
+
+QUESTION = "What was the revenue in the fourth quarter?"
+SOURCE_LINE = re.compile(r"^\*\*\[(\d+)\]\*\* (image|page|text) · `(.+)` · score -?\d+\.\d{3}$")
+
+
+@pytest.fixture(scope="module")
+def corpus_settings(weaviate_server: LocalWeaviate, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The sample corpus indexed once for this module's tests (which only read it)."""
+    settings = Settings(
+        profile="tiny",
+        data_dir=weaviate_server.root.parent,
+        cache_dir=CACHE_DIR,
+        collection=f"U{uuid.uuid4().hex[:10]}",
+        weaviate_http_port=weaviate_server.http_port,
+        weaviate_grpc_port=weaviate_server.grpc_port,
+        device="cpu",
+        max_new_tokens=8,
+    )
+    index_paths(settings, write_sample_corpus(tmp_path_factory.mktemp("sample")), workers=0)
+    return settings
+
+
+def page(monkeypatch: pytest.MonkeyPatch, settings: Settings, **env: str) -> AppTest:
+    """The page as a new browser session would get it, with the settings in its MMRAG_* environment."""
+    for key, value in cli_env(settings, MMRAG_MAX_NEW_TOKENS="8", **env).items():
+        monkeypatch.setenv(key, value)
+    app = AppTest.from_file(str(APP), default_timeout=120).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def ask(app: AppTest, question: str) -> AppTest:
+    app.chat_input[0].set_value(question).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def source_lines(app: AppTest) -> list[re.Match[str]]:
+    return [m for md in app.main.markdown if (m := SOURCE_LINE.match(md.value))]
+
+
+def test_question_gets_an_answer_and_numbered_sources_with_thumbnails(
+    monkeypatch: pytest.MonkeyPatch, corpus_settings: Settings
+) -> None:
+    app = ask(page(monkeypatch, corpus_settings), QUESTION)
+    user, assistant = app.chat_message
+    assert user.markdown[0].value == QUESTION
+    answer = assistant.markdown[0].value
+    assert answer.strip() and answer != prompts.NOT_FOUND
+    assert "**Sources**" in [md.value for md in assistant.markdown]
+    sources = source_lines(app)
+    assert [int(m[1]) for m in sources] == list(range(1, len(sources) + 1))
+    assert any(m[3].endswith("revenue_by_quarter.png") for m in sources)
+    assert "image" in {m[2] for m in sources}
+    assert app.main.image[0].captions == ["[1]"]
+    assert [e.value for e in app.error] == []
+
+    app.run()  # any rerun (a widget touched) keeps the history
+    assert len(app.chat_message) == 2 and app.chat_message[1].markdown[0].value == answer
+    assert len(source_lines(app)) == len(sources)
+
+
+def test_unrelated_question_says_not_found(monkeypatch: pytest.MonkeyPatch, corpus_settings: Settings) -> None:
+    app = ask(page(monkeypatch, corpus_settings), "What is the airspeed velocity of an unladen swallow?")
+    assistant = app.chat_message[1]
+    assert [md.value for md in assistant.markdown] == [prompts.NOT_FOUND]
+    assert source_lines(app) == [] and not app.main.image
+
+
+def test_sidebar_k_and_retrieval_only(monkeypatch: pytest.MonkeyPatch, corpus_settings: Settings) -> None:
+    app = page(monkeypatch, corpus_settings)
+    app.sidebar.slider[0].set_value(1)
+    app.sidebar.toggle[0].set_value(True)
+    ask(app, QUESTION)
+    assert len(source_lines(app)) == 1
+    assert "Retrieval only: no answer generated." in [c.value for c in app.main.caption]
+    app.sidebar.slider[0].set_value(10)
+    ask(app, QUESTION)
+    print([m[0] for m in source_lines(app)])
+    assert 0
+
+
+def test_sidebar_shows_index_stats(monkeypatch: pytest.MonkeyPatch, corpus_settings: Settings) -> None:
+    app = page(monkeypatch, corpus_settings)
+    assert int(app.sidebar.metric[0].value) > 0
+    kinds = app.sidebar.caption[0].value
+    assert "image:" in kinds and "page:" in kinds and "text:" in kinds
+
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (120, 90), (200, 40, 40)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_upload_indexes_good_files_and_reports_bad_ones(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    app = page(monkeypatch, settings)
+    assert "is empty" in app.sidebar.info[0].value
+    app.file_uploader[0].set_value(
+        [
+            ("red_chart.png", png_bytes(), "image/png"),
+            ("red_chart.txt", b"A red chart of quarterly penguin sightings.", "text/plain"),
+            ("../../evil.md", b"# Penguins\n\nPenguin sightings doubled in spring.", "text/markdown"),
+            ("fake.png", b"just some text pretending to be an image", "image/png"),
+        ]
+    )
+    app.button[0].click().run()  # the form's "Index" button
+    assert not app.exception, app.exception
+    assert app.success[0].value.startswith("Indexed 3 files")
+    assert [w.value for w in app.warning] == [
+        "**fake.png** was not indexed: named .png but its content is text, not an image"
+    ]
+    assert int(app.sidebar.metric[0].value) >= 2
+    saved = sorted(p.name for p in (settings.data_dir / "uploads" / settings.collection).iterdir())
+    assert saved == ["evil.md", "red_chart.png", "red_chart.txt"]
+
+    ask(app, "How many penguin sightings?")
+    assert any(m[3].endswith("evil.md") for m in source_lines(app))
+
+
+def test_problems_show_as_one_message(monkeypatch: pytest.MonkeyPatch, corpus_settings: Settings) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    app = page(monkeypatch, corpus_settings, MMRAG_WEAVIATE_URL=down)
+    assert app.title[0].value == "mmrag" and "cannot reach" in app.sidebar.error[0].value
+    ask(app, QUESTION)
+    assert "cannot reach" in app.main.error[0].value
+
+    app = page(monkeypatch, corpus_settings)
+    app.sidebar.text_input[2].set_value(str(Path("/nonexistent/adapter")))
+    ask(app, QUESTION)
+    assert "adapter" in app.main.error[0].value.lower()
+
+    app.sidebar.text_input[0].set_value("lower case")
+    app.run()
+    assert "MMRAG_COLLECTION" in app.sidebar.error[0].value and not app.chat_input

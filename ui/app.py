@@ -1,0 +1,262 @@
+"""The mmrag page: ask about your charts and documents, read the cited sources, add documents.
+
+Run it with `mmrag ui`. The page parses input and calls library functions (ui.chat, ui.uploads, rag_app, indexer);
+it never talks to Weaviate itself. The client, embedders and VLM are built once per process (st.cache_resource)
+and load on first use, so the page renders before any model loads. Every MmragError shows as one message.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, get_args
+
+import streamlit as st
+
+from indexer.extract import SUPPORTED_SUFFIXES
+from indexer.store import UnknownCollectionError
+from mmrag.errors import MmragError
+from mmrag.settings import Settings, load_settings
+from ui import chat, uploads
+
+if TYPE_CHECKING:
+    from rag_app.generator import Generator
+
+MODES: tuple[str, ...] = get_args(Settings.model_fields["mode"].annotation)
+TURNS = "turns"
+LAST_UPLOAD = "last_upload"
+
+
+# Long-lived pieces: one per process, keyed by what builds them (the Settings object itself is not hashed).
+
+
+@st.cache_resource(show_spinner=False, on_release=lambda client: client.close())
+def _client(address: str, _settings: Settings) -> Any:
+    """The Weaviate client (the local server starts on demand)."""
+    from mmrag.client import connect
+
+    return connect(_settings)
+
+
+@st.cache_resource(show_spinner=False)
+def _embedders(models: str, _settings: Settings) -> chat.Embedders:
+    from indexer.embedders import embedders_for
+
+    return chat.Embedders(*embedders_for(_settings))
+
+
+@st.cache_resource(show_spinner=False)
+def _generator(model: str, _settings: Settings) -> Generator:
+    """The VLM without an adapter; adapters are swapped in per question (`set_adapter`), never reloading the base."""
+    from rag_app.service import make_generator
+
+    return make_generator(_settings.model_copy(update={"adapter": None}))
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _stats(collection: str, _settings: Settings) -> dict[str, Any]:
+    from indexer.service import collection_stats
+
+    return collection_stats(_settings)
+
+
+def _keys(settings: Settings) -> tuple[str, str, str]:
+    s = settings
+    address = f"{s.weaviate_url or '127.0.0.1'}|{s.weaviate_http_port}|{s.weaviate_grpc_port}|{s.data_dir}"
+    models = f"{s.profile}|{s.clip_model}|{s.clip_pretrained}|{s.text_model}|{s.device}"
+    vlm = f"{s.profile}|{s.vlm_model}|{s.device}|{s.four_bit}|{s.max_new_tokens}"
+    return address, models, vlm
+
+
+# Sidebar
+
+
+def sidebar_settings(base: Settings) -> tuple[Settings, bool] | None:
+    """The settings chosen in the sidebar (checked), and the retrieval-only switch; None (and a message) if invalid."""
+    with st.sidebar:
+        st.header("Settings")
+        collection = st.text_input("Collection", base.collection, help="Weaviate collection (starts with a capital)")
+        mode = st.selectbox("Retrieval mode", MODES, index=MODES.index(base.mode))
+        k = st.slider("Sources per question (k)", 1, max(20, base.k), base.k)
+        tiny = base.profile == "tiny"
+        vlm = st.text_input(
+            "VLM", base.vlm_model, disabled=tiny, help="the tiny profile uses its tiny local VLM" if tiny else None
+        )
+        adapter = st.text_input("LoRA adapter", base.adapter or "", placeholder="a directory or s3://bucket/prefix")
+        retrieval_only = st.toggle("Retrieval only", help="Show the sources without generating an answer")
+    try:
+        settings = load_settings(
+            collection=collection.strip(), mode=mode, k=k, vlm_model=vlm.strip(), adapter=adapter.strip() or None
+        )
+    except MmragError as e:
+        st.sidebar.error(str(e))
+        return None
+    return settings, retrieval_only
+
+
+def show_stats(settings: Settings) -> None:
+    with st.sidebar:
+        st.subheader("Index")
+        try:
+            stats = _stats(settings.collection, settings)
+        except UnknownCollectionError:
+            st.info(f"Collection {settings.collection} is empty: add documents to start.")
+            return
+        except MmragError as e:
+            st.error(str(e))
+            return
+        st.metric("Objects", stats["objects"])
+        st.caption(" · ".join(f"{kind}: {n}" for kind, n in sorted(stats["by_kind"].items())))
+        st.caption(" · ".join(f"{role}: {m['id']} ({m['dim']}-d)" for role, m in stats["models"].items()))
+
+
+# Adding documents
+
+
+def upload_section(settings: Settings, expanded: bool) -> None:
+    with st.expander("Add documents", expanded=expanded, icon=":material/upload_file:"):
+        with st.form("upload", clear_on_submit=True, border=False):
+            files = st.file_uploader(
+                "Charts, PDFs and text files",
+                type=sorted(s.lstrip(".") for s in SUPPORTED_SUFFIXES),
+                accept_multiple_files=True,
+                max_upload_size=settings.max_upload_mb,
+                help=f"Checked by content; at most {settings.max_upload_mb} MB each.",
+            )
+            submitted = st.form_submit_button("Index", icon=":material/database_upload:")
+        if submitted and files:
+            index_files(settings, [uploads.Upload(f.name, f.getvalue()) for f in files])
+        report = st.session_state.get(LAST_UPLOAD)
+        if report is not None:
+            show_upload_report(report)
+
+
+def index_files(settings: Settings, files: list[uploads.Upload]) -> None:
+    bar = st.progress(0.0, text=f"Indexing {len(files)} files…")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / total if total else 1.0, text=f"Indexed {done} of {total} files")
+
+    try:
+        report = uploads.index_uploads(settings, files, progress=progress)
+    except MmragError as e:
+        st.error(f"Nothing was indexed: {e}")
+        return
+    finally:
+        bar.empty()
+    st.session_state[LAST_UPLOAD] = report
+    _stats.clear()
+
+
+def show_upload_report(report: uploads.UploadReport) -> None:
+    if report.indexed:
+        already = f", {report.unchanged} already indexed" if report.unchanged else ""
+        st.success(f"Indexed {len(report.indexed)} files ({report.written} objects written{already}).")
+    for name, reason in report.failures:
+        st.warning(f"**{name}** was not indexed: {reason}", icon=":material/block:")
+
+
+# Chat
+
+
+def ask(settings: Settings, question: str, retrieval_only: bool) -> chat.Turn:
+    """Answer in the current chat message (streamed) and return the turn for the history."""
+    turn = chat.Turn(question, settings.collection, retrieval_only=retrieval_only)
+    address, models, vlm = _keys(settings)
+    try:
+        with st.spinner("Searching your documents…"):
+            generator = None if retrieval_only else _generator(vlm, settings)
+            if generator is not None:
+                generator.set_adapter(settings.adapter)
+            chain = chat.build_chain(settings, _client(address, settings), _embedders(models, settings), generator)
+            prepared = chain.prepare(question)
+        started = time.perf_counter()
+        text = "" if generator is None and prepared.request is not None else st.write_stream(chain.stream(prepared))
+        answer = chain.answer_from_text(prepared, str(text), time.perf_counter() - started)
+        turn.answer, turn.abstained, turn.timings = answer.text, answer.abstained, answer.timings
+        turn.cited = chat.cite(chain.images, answer.sources)
+    except UnknownCollectionError:
+        turn.error = f"Collection {settings.collection} is empty: add documents first."
+    except MmragError as e:
+        turn.error = str(e)
+    return turn
+
+
+def show_turn(index: int, turn: chat.Turn, settings: Settings, streamed: bool = False) -> None:
+    """The assistant's side of a turn: the answer (unless it was just streamed), then its numbered sources."""
+    if turn.error:
+        st.error(turn.error, icon=":material/error:")
+        return
+    if not streamed and turn.answer:
+        st.markdown(turn.answer)
+    if turn.retrieval_only and not turn.abstained:
+        st.caption("Retrieval only: no answer generated.")
+    if turn.cited:
+        st.markdown("**Sources**")
+        for cited in turn.cited:
+            show_source(index, cited, turn.collection, settings)
+
+
+def show_source(index: int, cited: chat.Cited, collection: str, settings: Settings) -> None:
+    s = cited.source
+    with st.container(border=True):
+        if cited.thumbnail:
+            left, body = st.columns([1, 3], vertical_alignment="center")
+            left.image(cited.thumbnail, caption=f"[{s.n}]", width="stretch")
+            if left.button("Enlarge", key=f"enlarge-{index}-{s.n}", icon=":material/zoom_in:", type="tertiary"):
+                enlarge(cited, collection, settings)
+        else:
+            body = st.container()
+        body.markdown(f"**[{s.n}]** {s.kind} · `{cited.location}` · score {s.score:.3f}")
+        if s.text:
+            body.caption(chat.snippet(s.text))
+
+
+@st.dialog("Source", width="large")
+def enlarge(cited: chat.Cited, collection: str, settings: Settings) -> None:
+    st.markdown(f"**[{cited.source.n}]** `{cited.location}`")
+    address, _, _ = _keys(settings)
+    try:
+        image = chat.full_image(_client(address, settings), collection, cited.source)
+    except MmragError as e:
+        st.error(str(e))
+        return
+    if image is not None:
+        st.image(image, width="stretch")
+    elif cited.thumbnail:
+        st.image(cited.thumbnail, width="stretch")
+
+
+def chat_section(settings: Settings, retrieval_only: bool) -> None:
+    turns: list[chat.Turn] = st.session_state.setdefault(TURNS, [])
+    for index, turn in enumerate(turns):
+        st.chat_message("user").markdown(turn.question)
+        with st.chat_message("assistant"):
+            show_turn(index, turn, settings)
+    question = st.chat_input("Ask about your charts and documents")
+    if question and question.strip():
+        st.chat_message("user").markdown(question)
+        with st.chat_message("assistant"):
+            turn = ask(settings, question, retrieval_only)
+            show_turn(len(turns), turn, settings, streamed=True)
+        turns.append(turn)
+
+
+def main() -> None:
+    st.set_page_config(page_title="mmrag", page_icon=":material/query_stats:", layout="wide")
+    st.title("mmrag", anchor=False)
+    st.caption("Ask about your charts and documents; every answer cites the sources it used.")
+    try:
+        base = load_settings()
+    except MmragError as e:
+        st.error(str(e))
+        return
+    chosen = sidebar_settings(base)
+    if chosen is None:
+        return
+    settings, retrieval_only = chosen
+    upload_section(settings, expanded=not st.session_state.get(TURNS))
+    chat_section(settings, retrieval_only)
+    show_stats(settings)
+
+
+main()

@@ -1,0 +1,93 @@
+"""The chat's pieces that outlive one question, and what one answered question keeps for the page.
+
+The page keeps one Weaviate client, one pair of embedders and one generator (st.cache_resource) and builds a cheap
+`RagChain` over them for each question, like `rag_app.service.open_chain` does for a command. Nothing here imports
+Streamlit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from indexer.store import Store
+from rag_app.chain import RagChain
+from rag_app.retriever import MultimodalRetriever
+from rag_app.search import Searcher
+from rag_app.sources import Source, SourceImages
+
+if TYPE_CHECKING:
+    import weaviate
+    from PIL import Image
+
+    from indexer.embedders import ClipEmbedder, TextEmbedder
+    from mmrag.settings import Settings
+    from rag_app.generator import Generator
+
+VISUAL_KINDS = ("image", "page")
+
+
+@dataclass(frozen=True)
+class Embedders:
+    clip: ClipEmbedder
+    text: TextEmbedder
+
+
+@dataclass(frozen=True)
+class Cited:
+    """A numbered source as the page shows it: the source and its stored thumbnail (JPEG bytes), if it has one."""
+
+    source: Source
+    thumbnail: bytes | None = None
+
+    @property
+    def location(self) -> str:
+        path = self.source.source_path or self.source.source
+        return f"{path}, page {self.source.page}" if self.source.page else path
+
+
+@dataclass
+class Turn:
+    """One question and what came back; kept in the session so the history survives reruns."""
+
+    question: str
+    collection: str
+    answer: str = ""
+    abstained: bool = False
+    retrieval_only: bool = False
+    cited: list[Cited] = field(default_factory=list)
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def build_chain(
+    settings: Settings, client: weaviate.WeaviateClient, embedders: Embedders, generator: Generator | None
+) -> RagChain:
+    """A chain over the settings' collection (checked to exist) on long-lived pieces; None generator: retrieval only."""
+    store = Store(client, settings.collection)
+    store.require()
+    searcher = Searcher(store, embedders.clip, embedders.text)
+    retriever = MultimodalRetriever(searcher=searcher, k=settings.k, mode=settings.mode)
+    return RagChain(retriever, SourceImages(store), generator, settings.min_text_score, settings.image_threshold)
+
+
+def cite(images: SourceImages, sources: list[Source]) -> list[Cited]:
+    """The sources with the thumbnails of the visual ones, fetched once so the history never asks Weaviate again."""
+    return [Cited(s, images.thumbnail_bytes(s.id) if s.kind in VISUAL_KINDS else None) for s in sources]
+
+
+def full_image(client: weaviate.WeaviateClient, collection: str, source: Source) -> Image.Image | None:
+    """The largest view of a visual source still available: the image file, the re-rendered page, or the thumbnail."""
+    meta: dict[str, Any] = {
+        "id": source.id,
+        "kind": source.kind,
+        "image_path": source.image_path,
+        "source_path": source.source_path,
+        "page": source.page,
+    }
+    return SourceImages(Store(client, collection)).load(meta)
+
+
+def snippet(text: str, limit: int = 400) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
