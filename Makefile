@@ -36,7 +36,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: setup
+# Debian's Chromium for the browser test (tests/test_ui_browser.py drives it headless); installed once.
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+pytest: setup browser
 	$(BIN)/pytest
 
 test: setup lint typecheck pytest

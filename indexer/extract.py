@@ -136,9 +136,19 @@ def _sidecar_text(path: Path) -> str:
         parts = [str(data[k]) for k in ("title", "caption", "description") if data.get(k)]
         rest = {k: v for k, v in data.items() if k not in ("title", "caption", "description")}
         if rest:
-            parts.append(json.dumps(rest, ensure_ascii=False))
-        return " ".join(parts)
-    return json.dumps(data, ensure_ascii=False)
+            parts.append(_flatten(rest))
+        return ". ".join(parts)
+    return _flatten(data)
+
+
+def _flatten(value: object) -> str:
+    """JSON as words (`Engineering 42, Sales 17`): what BM25 and the text embedder read best."""
+    if isinstance(value, dict):
+        pairs = [_flatten(v) if k in ("data", "values", "table") else f"{k} {_flatten(v)}" for k, v in value.items()]
+        return ", ".join(pairs)
+    if isinstance(value, list):
+        return ", ".join(_flatten(v) for v in value)
+    return str(value)
 
 
 def _read_text(path: Path) -> str:

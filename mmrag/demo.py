@@ -32,3 +32,34 @@ def run_demo(settings: Settings, out: Console) -> None:
     stats = collection_stats(settings)
     kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(stats["by_kind"].items()))
     out.print(f"Collection {stats['collection']}: {stats['objects']} objects ({kinds})")
+    _answer_samples(settings, out)
+
+
+SAMPLE_QUESTIONS = (
+    "Which quarter had the highest revenue in 2024?",
+    "How many people work in Engineering?",
+    "Which region has the largest market share?",
+)
+
+
+def _answer_samples(settings: Settings, out: Console) -> None:
+    from rag_app.service import open_chain
+
+    model = settings.vlm_model
+    if settings.profile == "tiny":
+        model = "the tiny random VLM (its answers are noise; the sources are real retrieval)"
+        settings = settings.model_copy(update={"max_new_tokens": min(settings.max_new_tokens, 16)})
+    out.print(f"\nAnswering {len(SAMPLE_QUESTIONS)} sample questions with {model}:")
+    with open_chain(settings) as chain:
+        for question in SAMPLE_QUESTIONS:
+            answer = chain.ask(question)
+            out.print(f"\n[bold]Q:[/] {question}")
+            out.print(
+                f"[bold]A:[/] {answer.text}  [dim]({answer.timings.get('generate_s', 0.0):.1f} s)[/]", highlight=False
+            )
+            for source in answer.sources:
+                out.print(
+                    f"   [{source.n}] {source.label} ({source.kind}, score {source.score:.4f})",
+                    highlight=False,
+                    markup=False,
+                )

@@ -14,7 +14,7 @@ TEMPERATURE = [3.1, 4.0, 7.2, 10.8, 14.9, 18.1, 20.3, 19.8, 16.2, 11.4, 6.9, 3.8
 
 
 def write_sample_corpus(root: Path) -> list[Path]:
-    """Write the corpus under `root` (deterministic) and return its top-level files and folders."""
+    """Write the corpus under `root` (deterministic) and return the paths to index."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,7 +36,7 @@ def write_sample_corpus(root: Path) -> list[Path]:
         "Europe remains the largest market. Hiring will focus on support, which is the smallest team.\n"
     )
     _report(root / "report.pdf")
-    return [charts, root / "notes.md", root / "market_share.png", root / "report.pdf"]
+    return [root]
 
 
 def _bar(path: Path, data: Mapping[str, float], title: str, unit: str, horizontal: bool = False) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -74,6 +75,7 @@ class Searcher:
         self.text = text
         self.candidates = candidates
         self.last_timings: dict[str, float] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
     def search(self, query: str, k: int = 4, mode: Mode = "hybrid", filters: SearchFilters | None = None) -> list[Hit]:
         if mode not in MODES:
@@ -81,23 +83,30 @@ class Searcher:
         filters = filters or SearchFilters()
         limit = max(k, self.candidates)
         started = time.perf_counter()
-        lists: dict[str, list[Hit]] = {}
-        if mode in ("text", "hybrid"):
-            vector = self.text.embed([query])[0].tolist()
-            embedded = time.perf_counter()
-            lists["text"] = self._near(vector, TEXT_VECTOR, limit, filters.where(), "text_similarity")
-            lists["bm25"] = self._bm25(query, limit, filters.where())
-        else:
-            embedded = started
-        if mode in ("image", "hybrid"):
-            clip_started = time.perf_counter()
-            vector = self.clip.embed_texts([query])[0].tolist()
-            embedded += time.perf_counter() - clip_started
+        text_vector = self.text.embed([query])[0].tolist() if mode in ("text", "hybrid") else None
+        clip_vector = self.clip.embed_texts([query])[0].tolist() if mode in ("image", "hybrid") else None
+        embedded = time.perf_counter()
+        # The (up to three) Weaviate queries run concurrently: latency is the slowest one, not their sum.
+        futures: dict[str, Future[list[Hit]]] = {}
+        pool = self._executor()
+        if text_vector is not None:
+            futures["text"] = pool.submit(
+                self._near, text_vector, TEXT_VECTOR, limit, filters.where(), "text_similarity"
+            )
+            futures["bm25"] = pool.submit(self._bm25, query, limit, filters.where())
+        if clip_vector is not None:
             restrict = _VISUAL if mode == "image" else ()
-            lists["clip"] = self._near(vector, CLIP_VECTOR, limit, filters.where(restrict), "clip_similarity")
-        fused = fuse(lists)[:k]
+            futures["clip"] = pool.submit(
+                self._near, clip_vector, CLIP_VECTOR, limit, filters.where(restrict), "clip_similarity"
+            )
+        fused = fuse({name: future.result() for name, future in futures.items()})[:k]
         self.last_timings = {"embed_s": embedded - started, "search_s": time.perf_counter() - embedded}
         return fused
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="mmrag-search")
+        return self._pool
 
     def _near(self, vector: list[float], target: str, limit: int, where: Any, similarity: str) -> list[Hit]:
         result = self.store.call(

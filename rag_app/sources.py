@@ -49,7 +49,12 @@ class Source:
 
     @property
     def label(self) -> str:
-        return f"{self.source} p.{self.page}" if self.page else self.source
+        """`report.pdf p.2`, `charts/q4.png`, or `notes.md: market_share.png` for a figure shown by a document."""
+        if self.page:
+            return f"{self.source} p.{self.page}"
+        if self.kind == "image" and self.image_path and not self.source.endswith(Path(self.image_path).name):
+            return f"{self.source}: {Path(self.image_path).name}"
+        return self.source
 
     def context_item(self, as_image: bool) -> ContextItem:
         """How the prompt shows this source: with its pixels (an image/page) or as text (chunks, extra captions)."""

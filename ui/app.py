@@ -8,6 +8,7 @@ and load on first use, so the page renders before any model loads. Every MmragEr
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, get_args
 
 import streamlit as st
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 MODES: tuple[str, ...] = get_args(Settings.model_fields["mode"].annotation)
 TURNS = "turns"
 LAST_UPLOAD = "last_upload"
+GRID = 3  # thumbnails per row under an answer (a bare string here would be shown: Streamlit's "magic")
 
 
 # Long-lived pieces: one per process, keyed by what builds them (the Settings object itself is not hashed).
@@ -81,6 +83,8 @@ def sidebar_settings(base: Settings) -> tuple[Settings, bool] | None:
         vlm = st.text_input(
             "VLM", base.vlm_model, disabled=tiny, help="the tiny profile uses its tiny local VLM" if tiny else None
         )
+        if tiny:
+            st.caption("Tiny profile: tiny random local models, so answers are not meaningful.")
         adapter = st.text_input("LoRA adapter", base.adapter or "", placeholder="a directory or s3://bucket/prefix")
         retrieval_only = st.toggle("Retrieval only", help="Show the sources without generating an answer")
     try:
@@ -152,7 +156,7 @@ def show_upload_report(report: uploads.UploadReport) -> None:
         already = f", {report.unchanged} already indexed" if report.unchanged else ""
         st.success(f"Indexed {len(report.indexed)} files ({report.written} objects written{already}).")
     for name, reason in report.failures:
-        st.warning(f"**{name}** was not indexed: {reason}", icon=":material/block:")
+        st.warning(f"**{chat.escape(name)}** was not indexed: {chat.escape(reason)}", icon=":material/block:")
 
 
 # Chat
@@ -163,15 +167,17 @@ def ask(settings: Settings, question: str, retrieval_only: bool) -> chat.Turn:
     turn = chat.Turn(question, settings.collection, retrieval_only=retrieval_only)
     address, models, vlm = _keys(settings)
     try:
-        with st.spinner("Searching your documents…"):
+        with st.spinner("Searching your documents… (the first question also loads the models)"):
             generator = None if retrieval_only else _generator(vlm, settings)
             if generator is not None:
                 generator.set_adapter(settings.adapter)
             chain = chat.build_chain(settings, _client(address, settings), _embedders(models, settings), generator)
             prepared = chain.prepare(question)
         started = time.perf_counter()
-        text = "" if generator is None and prepared.request is not None else st.write_stream(chain.stream(prepared))
-        answer = chain.answer_from_text(prepared, str(text), time.perf_counter() - started)
+        pieces: list[str] = []
+        if generator is not None or prepared.request is None:
+            st.write_stream(chat.escape_answer(p) for p in _kept(chain.stream(prepared), pieces))
+        answer = chain.answer_from_text(prepared, "".join(pieces), time.perf_counter() - started)
         turn.answer, turn.abstained, turn.timings = answer.text, answer.abstained, answer.timings
         turn.cited = chat.cite(chain.images, answer.sources)
     except UnknownCollectionError:
@@ -181,39 +187,53 @@ def ask(settings: Settings, question: str, retrieval_only: bool) -> chat.Turn:
     return turn
 
 
+def _kept(pieces: Iterator[str], into: list[str]) -> Iterator[str]:
+    for piece in pieces:
+        into.append(piece)
+        yield piece
+
+
 def show_turn(index: int, turn: chat.Turn, settings: Settings, streamed: bool = False) -> None:
     """The assistant's side of a turn: the answer (unless it was just streamed), then its numbered sources."""
     if turn.error:
         st.error(turn.error, icon=":material/error:")
         return
     if not streamed and turn.answer:
-        st.markdown(turn.answer)
+        st.markdown(chat.escape_answer(turn.answer))
     if turn.retrieval_only and not turn.abstained:
         st.caption("Retrieval only: no answer generated.")
     if turn.cited:
-        st.markdown("**Sources**")
-        for cited in turn.cited:
-            show_source(index, cited, turn.collection, settings)
+        show_sources(index, turn.cited, turn.collection, settings)
 
 
-def show_source(index: int, cited: chat.Cited, collection: str, settings: Settings) -> None:
+def show_sources(index: int, cited: list[chat.Cited], collection: str, settings: Settings) -> None:
+    """Charts and pages as a grid of thumbnails, then the text snippets; each with its number, path, page and score."""
+    st.markdown("**Sources**")
+    visual = [(c, c.thumbnail) for c in cited if c.thumbnail]
+    for start in range(0, len(visual), GRID):
+        for column, (one, thumbnail) in zip(st.columns(GRID), visual[start : start + GRID], strict=False):
+            with column.container(border=True):
+                st.image(thumbnail, width="stretch")
+                describe(one, 140)
+                if st.button("Enlarge", key=f"enlarge-{index}-{one.source.n}", icon=":material/zoom_in:"):
+                    enlarge(one, collection, settings)
+    for one in cited:
+        if not one.thumbnail:
+            with st.container(border=True):
+                describe(one, 400)
+
+
+def describe(cited: chat.Cited, limit: int) -> None:
     s = cited.source
-    with st.container(border=True):
-        if cited.thumbnail:
-            left, body = st.columns([1, 3], vertical_alignment="center")
-            left.image(cited.thumbnail, caption=f"[{s.n}]", width="stretch")
-            if left.button("Enlarge", key=f"enlarge-{index}-{s.n}", icon=":material/zoom_in:", type="tertiary"):
-                enlarge(cited, collection, settings)
-        else:
-            body = st.container()
-        body.markdown(f"**[{s.n}]** {s.kind} · `{cited.location}` · score {s.score:.3f}")
-        if s.text:
-            body.caption(chat.snippet(s.text))
+    st.markdown(f"**[{s.n}]** {chat.escape(cited.location)}")
+    st.caption(f"{s.kind} · score {s.score:.3f}")
+    if s.text:
+        st.caption(chat.escape(chat.snippet(s.text, limit)))
 
 
 @st.dialog("Source", width="large")
 def enlarge(cited: chat.Cited, collection: str, settings: Settings) -> None:
-    st.markdown(f"**[{cited.source.n}]** `{cited.location}`")
+    st.markdown(f"**[{cited.source.n}]** {chat.escape(cited.location)}")
     address, _, _ = _keys(settings)
     try:
         image = chat.full_image(_client(address, settings), collection, cited.source)
@@ -229,12 +249,12 @@ def enlarge(cited: chat.Cited, collection: str, settings: Settings) -> None:
 def chat_section(settings: Settings, retrieval_only: bool) -> None:
     turns: list[chat.Turn] = st.session_state.setdefault(TURNS, [])
     for index, turn in enumerate(turns):
-        st.chat_message("user").markdown(turn.question)
+        st.chat_message("user").markdown(chat.escape(turn.question))
         with st.chat_message("assistant"):
             show_turn(index, turn, settings)
     question = st.chat_input("Ask about your charts and documents")
     if question and question.strip():
-        st.chat_message("user").markdown(question)
+        st.chat_message("user").markdown(chat.escape(question))
         with st.chat_message("assistant"):
             turn = ask(settings, question, retrieval_only)
             show_turn(len(turns), turn, settings, streamed=True)

@@ -7,6 +7,7 @@ Streamlit.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from rag_app.generator import Generator
 
 VISUAL_KINDS = ("image", "page")
+_MARKDOWN = re.compile(r"[\\`*_\[\]<>#|~$]")
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,8 @@ class Cited:
 
     @property
     def location(self) -> str:
-        path = self.source.source_path or self.source.source
-        return f"{path}, page {self.source.page}" if self.source.page else path
+        """Path and page as the CLI shows them: `report.pdf p.2`, `charts/q4.png`, `notes.md: market_share.png`."""
+        return self.source.label or self.source.source_path
 
 
 @dataclass
@@ -86,6 +88,16 @@ def full_image(client: weaviate.WeaviateClient, collection: str, source: Source)
         "page": source.page,
     }
     return SourceImages(Store(client, collection)).load(meta)
+
+
+def escape(text: str) -> str:
+    """Text shown as itself in Markdown (file names with * or _, snippets with # or [)."""
+    return _MARKDOWN.sub(r"\\\g<0>", text)
+
+
+def escape_answer(text: str) -> str:
+    """An answer in Markdown, keeping its formatting but not reading dollar amounts as LaTeX."""
+    return text.replace("$", "\\$")
 
 
 def snippet(text: str, limit: int = 400) -> str:

@@ -31,6 +31,10 @@ def streamlit_argv(host: str, port: int, max_upload_mb: int) -> list[str]:
         "none",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "minimal",
+        "--runner.magicEnabled",
+        "false",
     ]
 
 
