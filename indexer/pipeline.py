@@ -102,6 +102,7 @@ class Indexer:
         self.store.ensure(self.clip.name, self.text.name, lambda: (self.clip.dim, self.text.dim))
         inventory = self.store.inventory()
         todo: list[tuple[Candidate, str]] = []
+        stale: set[str] = set()  # sources with objects of another file version, deleted once the new one is in
         for candidate, sha in _hash_all(candidates, report):
             state = inventory.get(str(candidate.path))
             describer = self.describe.name if self.describe is not None else None
@@ -109,6 +110,8 @@ class Indexer:
                 report.unchanged += 1
             else:
                 todo.append((candidate, sha))
+                if state is not None and set(state.counts) - {sha}:
+                    stale.add(str(candidate.path))
         written_files: list[tuple[str, str]] = []
         pending: list[tuple[Candidate, FileResult]] = []
         with self.store.writer() as write:
@@ -126,7 +129,8 @@ class Indexer:
                 if progress:
                     progress(done, len(todo), report.items)
         for source_path, sha in written_files:
-            report.deleted += self.store.delete_old_versions(source_path, sha)
+            if source_path in stale:
+                report.deleted += self.store.delete_old_versions(source_path, sha)
         if prune:
             report.deleted += self._prune(paths, candidates, inventory)
         report.seconds = time.perf_counter() - started
@@ -286,9 +290,9 @@ def _properties(
     return properties
 
 
-def _thumbnail(image: Any, size: int = 384) -> str:
+def _thumbnail(image: Any, size: int = 320) -> str:
     thumb = image.copy()
-    thumb.thumbnail((size, size))
+    thumb.thumbnail((size, size), reducing_gap=2.0)
     buffer = io.BytesIO()
     thumb.save(buffer, format="JPEG", quality=80)
     return base64.b64encode(buffer.getvalue()).decode("ascii")

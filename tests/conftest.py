@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from mmrag.server import LocalWeaviate, binary_path, free_port
@@ -44,6 +46,58 @@ def settings(weaviate_server: LocalWeaviate, tmp_path: Path, monkeypatch: pytest
         weaviate_grpc_port=weaviate_server.grpc_port,
         device="cpu",
     )
+
+
+def module_settings(server: LocalWeaviate, prefix: str, **overrides: object) -> Settings:
+    """Tiny-profile settings on the session's Weaviate with a fresh collection, for module-scoped corpora."""
+    values: dict[str, object] = {
+        "profile": "tiny",
+        "data_dir": server.root.parent,
+        "cache_dir": CACHE_DIR,
+        "collection": f"{prefix}{uuid.uuid4().hex[:10]}",
+        "weaviate_http_port": server.http_port,
+        "weaviate_grpc_port": server.grpc_port,
+        "device": "cpu",
+        "max_new_tokens": 8,
+    }
+    return Settings(**(values | overrides))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on loopback (a real HTTP server speaking the S3 API)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(url, timeout=1)
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("moto_server did not start")
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def aws_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The standard AWS variables point boto3 at moto, as a user points them at MinIO."""
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return s3_endpoint
 
 
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:

@@ -7,10 +7,9 @@ from pathlib import Path
 
 from mmrag.settings import Settings
 from tests.conftest import CACHE_DIR, cli_env, run_cli
-from tests.test_finetune_s3 import s3_endpoint  # noqa: F401  (the moto server fixture)
 
 
-def test_data_validate_train_eval_push_pull(tmp_path: Path, s3_endpoint: str) -> None:  # noqa: F811
+def test_data_validate_train_eval_push_pull(tmp_path: Path, s3_endpoint: str) -> None:
     import boto3
 
     settings = Settings(profile="tiny", cache_dir=CACHE_DIR, data_dir=tmp_path / "state", device="cpu")

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections import abc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import torch
 from PIL import Image
@@ -19,7 +15,6 @@ from finetune.manifest import AdapterManifest
 from mmrag import tiny
 from mmrag.errors import ConfigError
 from mmrag.models import load_vlm
-from mmrag.server import free_port
 from rag_app import generator as generator_module
 from rag_app.adapters import AdapterError, s3_cache_dir
 from rag_app.generator import GenerationRequest, Generator
@@ -286,41 +281,7 @@ def test_unreadable_adapter_weights_are_refused_and_the_base_answers_on(
     assert generator.adapter is None and generator.generate(request(1)) == before
 
 
-@pytest.fixture
-def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """moto's S3 server on loopback, with boto3 pointed at it through the standard AWS variables."""
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(endpoint, timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    pytest.fail("moto_server did not start")
-                time.sleep(0.1)
-        for key, value in {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.delenv("AWS_PROFILE", raising=False)
-        yield endpoint
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-def test_s3_adapter_is_pulled_once_into_the_cache(adapters: dict[str, str], s3_endpoint: str, tmp_path: Path) -> None:
+def test_s3_adapter_is_pulled_once_into_the_cache(adapters: dict[str, str], aws_env: str, tmp_path: Path) -> None:
     import boto3
 
     from finetune import s3

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,7 +24,7 @@ from rag_app.retriever import MultimodalRetriever
 from rag_app.search import Hit, Searcher, fuse
 from rag_app.service import make_generator, open_chain
 from rag_app.sources import SourceImages
-from tests.conftest import CACHE_DIR, cli_env, run_cli
+from tests.conftest import cli_env, module_settings, run_cli
 
 TEXTS = {
     "science/biology.txt": "Photosynthesis lets plants turn sunlight, water and carbon dioxide into sugar and oxygen.",
@@ -54,16 +53,7 @@ def write_known_corpus(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def indexed(weaviate_server: LocalWeaviate, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    settings = Settings(
-        profile="tiny",
-        data_dir=weaviate_server.root.parent,
-        cache_dir=CACHE_DIR,
-        collection=f"R{uuid.uuid4().hex[:10]}",
-        weaviate_http_port=weaviate_server.http_port,
-        weaviate_grpc_port=weaviate_server.grpc_port,
-        device="cpu",
-        max_new_tokens=8,
-    )
+    settings = module_settings(weaviate_server, "R")
     root = write_known_corpus(tmp_path_factory.mktemp("known"))
     with connect(settings) as client:
         Indexer(Store(client, settings.collection), *embedders_for(settings), workers=0).run([root])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import uuid
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from mmrag.server import LocalWeaviate, free_port
 from mmrag.settings import Settings
 from mmrag.tiny import tiny_clip_dir
 from rag_app import prompts
-from tests.conftest import CACHE_DIR, cli_env
+from tests.conftest import cli_env, module_settings
 from ui.cli import APP
 
 QUESTION = "What was the revenue in the fourth quarter?"
@@ -29,16 +28,7 @@ KIND_LINE = re.compile(r"^(image|page|text) · score -?\d+\.\d{3}$")
 @pytest.fixture(scope="module")
 def corpus_settings(weaviate_server: LocalWeaviate, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The sample corpus indexed once for this module's tests (which only read it)."""
-    settings = Settings(
-        profile="tiny",
-        data_dir=weaviate_server.root.parent,
-        cache_dir=CACHE_DIR,
-        collection=f"U{uuid.uuid4().hex[:10]}",
-        weaviate_http_port=weaviate_server.http_port,
-        weaviate_grpc_port=weaviate_server.grpc_port,
-        device="cpu",
-        max_new_tokens=8,
-    )
+    settings = module_settings(weaviate_server, "U")
     index_paths(settings, write_sample_corpus(tmp_path_factory.mktemp("sample")), workers=0)
     return settings
 
