@@ -116,7 +116,7 @@ def peak_rss_mb() -> float:
     return (own + children) / 1024
 
 
-def run_model(name: str, settings: Settings, root: Path) -> dict[str, float | str]:
+def run_model(name: str, settings: Settings, root: Path, workers: int) -> dict[str, float | str]:
     ids = resolve_models(settings)
     clip = ClipEmbedder(ids.clip_model, ids.clip_pretrained, "cpu")
     text = TextEmbedder(ids.text_model, "cpu")
@@ -126,7 +126,7 @@ def run_model(name: str, settings: Settings, root: Path) -> dict[str, float | st
         store = Store(client, collection)
         try:
             started = time.perf_counter()
-            report = Indexer(store, clip, text, workers=2).run([root])
+            report = Indexer(store, clip, text, workers=workers).run([root])
             e2e_seconds = time.perf_counter() - started
         finally:
             client.collections.delete(collection)
@@ -154,6 +154,7 @@ def main() -> None:
     parser.add_argument("--charts", type=int, default=200)
     parser.add_argument("--pages", type=int, default=12)
     parser.add_argument("--models", default="tiny,vit-b-32")
+    parser.add_argument("--workers", type=int, default=1, help="as `mmrag index --workers`")
     args = parser.parse_args()
     base = load_settings()
     profiles = {
@@ -165,7 +166,7 @@ def main() -> None:
         root = Path(tmp) / "corpus"
         make_corpus(root, args.charts, args.pages)
         for name in args.models.split(","):
-            rows.append(run_model(name, profiles[name], root))
+            rows.append(run_model(name, profiles[name], root, args.workers))
             print(f"done: {name}", file=sys.stderr)
         shutil.rmtree(root, ignore_errors=True)
     show(rows, args)
@@ -175,7 +176,9 @@ def show(rows: list[dict[str, float | str]], args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Indexing throughput ({args.charts} charts + a {args.pages}-page PDF, CPU)")
+    table = Table(
+        title=f"Indexing throughput ({args.charts} charts + a {args.pages}-page PDF, CPU, --workers {args.workers})"
+    )
     for column in (
         "model",
         "items",

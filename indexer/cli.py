@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from indexer.pipeline import IndexReport
 
 from mmrag.console import err, out
 
@@ -17,7 +21,9 @@ def index(
     prune: bool = typer.Option(False, help="Delete the objects of files under PATHS that are gone."),
     strict: bool = typer.Option(False, help="Exit 1 when any file failed."),
     json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
-    workers: int = typer.Option(2, min=0, help="Extraction worker processes (0: in-process)."),
+    workers: int = typer.Option(
+        1, min=0, help="Extraction: 0 in the main thread, 1 in a background thread, N>1 in N processes."
+    ),
     describe: bool = typer.Option(False, help="Store the VLM's description of each chart as its caption."),
 ) -> None:
     """Index charts, images, PDFs and text documents (again and again: only changes are written)."""
@@ -35,7 +41,7 @@ def index(
         raise typer.Exit(1)
 
 
-def _print_report(report) -> None:  # type: ignore[no-untyped-def]
+def _print_report(report: IndexReport) -> None:
     from rich.table import Table
 
     summary = report.as_json()

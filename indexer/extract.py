@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageOps
 
@@ -21,6 +23,10 @@ TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm"})
 PDF_SUFFIXES = frozenset({".pdf"})
 SUPPORTED_SUFFIXES = IMAGE_SUFFIXES | TEXT_SUFFIXES | PDF_SUFFIXES
 SIDECAR_SUFFIXES = (".txt", ".json")
+
+
+PDFIUM_LOCK = threading.Lock()
+"""PDFium is not thread-safe: every use of pypdfium2 in this process holds this lock."""
 
 
 class BadFileError(Exception):
@@ -186,6 +192,11 @@ def _text_items(path: Path, options: ExtractOptions) -> list[Item]:
 
 
 def _pdf_items(path: Path, options: ExtractOptions) -> list[Item]:
+    with PDFIUM_LOCK:
+        return _pdf_items_locked(path, options)
+
+
+def _pdf_items_locked(path: Path, options: ExtractOptions) -> list[Item]:
     import pypdfium2 as pdfium
 
     try:
@@ -204,7 +215,7 @@ def _pdf_items(path: Path, options: ExtractOptions) -> list[Item]:
         pdf.close()
 
 
-def _page_items(page, number: int, options: ExtractOptions) -> list[Item]:  # type: ignore[no-untyped-def]
+def _page_items(page: Any, number: int, options: ExtractOptions) -> list[Item]:
     textpage = page.get_textpage()
     text = textpage.get_text_range().replace("\r\n", "\n").strip()
     width, height = page.get_size()
@@ -217,7 +228,7 @@ def _page_items(page, number: int, options: ExtractOptions) -> list[Item]:  # ty
     return items
 
 
-def _pdf_figures(page, textpage, number: int, page_text: str, options: ExtractOptions) -> list[Item]:  # type: ignore[no-untyped-def]
+def _pdf_figures(page: Any, textpage: Any, number: int, page_text: str, options: ExtractOptions) -> list[Item]:
     import pypdfium2.raw as pdfium_c
 
     figures: list[Item] = []

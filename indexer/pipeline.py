@@ -12,8 +12,9 @@ import base64
 import io
 import multiprocessing
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -90,7 +91,7 @@ class Indexer:
     clip: ClipEmbedder
     text: TextEmbedder
     options: ExtractOptions = field(default_factory=ExtractOptions)
-    workers: int = 2
+    workers: int = 1
     batch_items: int = 64
     describe: Describer | None = None
 
@@ -137,27 +138,30 @@ class Indexer:
         return report
 
     def _extract(self, todo: list[tuple[Candidate, str]]) -> Iterator[tuple[Candidate, FileResult]]:
-        """Extraction results in order, computed ahead in worker processes (bounded), so embedding never waits."""
+        """Extraction results in order, computed ahead (bounded) so the encoder never waits on decoding.
+
+        workers=0: in this thread; 1: one background thread (decoding and rendering release the GIL, and the
+        encoder does too, so they overlap at no start-up cost); N>1: N spawned processes (for big PDFs and trees).
+        """
         if self.workers <= 0 or len(todo) <= 1:
             for candidate, sha in todo:
                 yield candidate, extract_file(candidate.path, sha, self.options)
             return
-        context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
-            pending: list[tuple[Candidate, Future[FileResult]]] = []
-            queue = iter(todo)
-            for candidate, sha in queue:
+        executor: Executor
+        if self.workers == 1:
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmrag-extract")  # pdfium: one thread
+        else:
+            executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+        with executor as pool:
+            pending: deque[tuple[Candidate, Future[FileResult]]] = deque()
+            for candidate, sha in todo:
                 pending.append((candidate, pool.submit(extract_file, candidate.path, sha, self.options)))
-                if len(pending) >= self.workers * 4:
-                    break
+                if len(pending) > self.workers * 4:
+                    done_candidate, future = pending.popleft()
+                    yield done_candidate, future.result()
             while pending:
-                candidate, future = pending.pop(0)
-                for next_candidate, next_sha in queue:
-                    pending.append(
-                        (next_candidate, pool.submit(extract_file, next_candidate.path, next_sha, self.options))
-                    )
-                    break
-                yield candidate, future.result()
+                done_candidate, future = pending.popleft()
+                yield done_candidate, future.result()
 
     def _flush(self, pending: list[tuple[Candidate, FileResult]], write: Callable[[Any], None]) -> int:
         """Embed the items of several files in shared batches and hand their objects to the writer."""

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from indexer.embedders import embedders_for
+from indexer.embedders import ClipEmbedder, TextEmbedder, embedders_for
 from indexer.pipeline import Indexer, IndexReport, Progress
 from indexer.store import Store
 from mmrag.client import connect
@@ -19,12 +19,15 @@ def index_paths(
     paths: Sequence[Path],
     *,
     prune: bool = False,
-    workers: int = 2,
+    workers: int = 1,
     describe: bool = False,
     progress: bool | Progress = False,
+    embedders: tuple[ClipEmbedder, TextEmbedder] | None = None,
 ) -> IndexReport:
-    """Index files and folders into the settings' collection; bad files are reported, not fatal."""
-    clip, text = embedders_for(settings)
+    """Index files and folders into the settings' collection; bad files are reported, not fatal.
+
+    `embedders` lets a long-lived caller (the UI) reuse its loaded models instead of loading them again."""
+    clip, text = embedders or embedders_for(settings)
     describer = None
     if describe:
         from rag_app.describer import describer_for

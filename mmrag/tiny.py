@@ -94,7 +94,7 @@ def build_tiny_clip(out: Path) -> None:
     (out / "open_clip_config.json").write_text(json.dumps(config, indent=2))
 
 
-def _tokenizer(extra_tokens: dict[str, str]):  # type: ignore[no-untyped-def]
+def _tokenizer(extra_tokens: dict[str, str]) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -227,7 +227,7 @@ def build_tiny_llava_onevision(out: Path) -> None:
     processor.save_pretrained(out)
 
 
-def _llama_config(config_class, tokenizer):  # type: ignore[no-untyped-def]
+def _llama_config(config_class: Any, tokenizer: Any) -> Any:
     return config_class(
         vocab_size=len(tokenizer),
         hidden_size=64,

@@ -219,13 +219,14 @@ def _answer_group(chain: RagChain, group: list[Row], summary: BatchSummary) -> l
 
 def _generate(chain: RagChain, prepared: dict[int, Prepared], errors: dict[int, str]) -> dict[int, Answer]:
     """Generate the group's answers in one batch where the model allows it."""
-    needs = [i for i, p in prepared.items() if p.request is not None and chain.generator is not None]
+    requests = {i: p.request for i, p in prepared.items() if p.request is not None}
+    needs = list(requests)
     texts: dict[int, str] = {}
     seconds = 0.0
     if needs and chain.generator is not None:
         started = time.perf_counter()
         try:
-            outputs = chain.generator.generate_batch([prepared[i].request for i in needs])  # type: ignore[misc]
+            outputs = chain.generator.generate_batch([requests[i] for i in needs])
             texts = dict(zip(needs, outputs, strict=True))
         except MmragError as e:
             for i in needs:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from mmrag.settings import Settings
 
 from mmrag.console import out
 
 
-def _settings(**overrides: object):  # type: ignore[no-untyped-def]
+def _settings(**overrides: object) -> Settings:
     from mmrag.settings import load_settings
 
     return load_settings(**{k: v for k, v in overrides.items() if v is not None})

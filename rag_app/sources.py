@@ -11,7 +11,7 @@ from typing import Any
 from langchain_core.documents import Document
 from PIL import Image
 
-from indexer.extract import BadFileError, load_image
+from indexer.extract import PDFIUM_LOCK, BadFileError, load_image
 from indexer.store import Store
 from rag_app.prompts import ContextItem
 
@@ -112,6 +112,10 @@ class SourceImages:
         return base64.b64decode(encoded) if encoded else None
 
     def _render_page(self, path: Path, number: int) -> Image.Image | None:
+        with PDFIUM_LOCK:
+            return self._render_page_locked(path, number)
+
+    def _render_page_locked(self, path: Path, number: int) -> Image.Image | None:
         import pypdfium2 as pdfium
 
         try:

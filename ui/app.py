@@ -141,7 +141,8 @@ def index_files(settings: Settings, files: list[uploads.Upload]) -> None:
         bar.progress(done / total if total else 1.0, text=f"Indexed {done} of {total} files")
 
     try:
-        report = uploads.index_uploads(settings, files, progress=progress)
+        embedders = _embedders(_keys(settings)[1], settings)
+        report = uploads.index_uploads(settings, files, progress=progress, embedders=(embedders.clip, embedders.text))
     except MmragError as e:
         st.error(f"Nothing was indexed: {e}")
         return

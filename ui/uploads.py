@@ -13,8 +13,12 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import filetype
+
+if TYPE_CHECKING:
+    from indexer.embedders import ClipEmbedder, TextEmbedder
 
 from indexer.extract import IMAGE_SUFFIXES, PDF_SUFFIXES, SUPPORTED_SUFFIXES, TEXT_SUFFIXES
 from mmrag.settings import Settings
@@ -132,8 +136,15 @@ Progress = Callable[[int, int], None]
 """(files done, files to index)."""
 
 
-def index_uploads(settings: Settings, uploads: Sequence[Upload], *, progress: Progress | None = None) -> UploadReport:
-    """Check and save the uploads, then index just the saved files into the settings' collection."""
+def index_uploads(
+    settings: Settings,
+    uploads: Sequence[Upload],
+    *,
+    progress: Progress | None = None,
+    embedders: tuple[ClipEmbedder, TextEmbedder] | None = None,
+) -> UploadReport:
+    """Check and save the uploads, then index just the saved files into the settings' collection
+    (with the caller's loaded embedders when given)."""
     from indexer.service import index_paths
 
     report = UploadReport()
@@ -153,7 +164,9 @@ def index_uploads(settings: Settings, uploads: Sequence[Upload], *, progress: Pr
         if progress is not None:
             progress(done, total)
 
-    indexed = index_paths(settings, sorted({path for _, path in saved}), workers=0, progress=update)
+    indexed = index_paths(
+        settings, sorted({path for _, path in saved}), workers=0, progress=update, embedders=embedders
+    )
     reasons = {path: reason for path, reason in indexed.failures}
     for name, path in saved:
         reason = reasons.get(str(path.resolve()))
