@@ -33,6 +33,13 @@ def run_demo(settings: Settings, out: Console) -> None:
     kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(stats["by_kind"].items()))
     out.print(f"Collection {stats['collection']}: {stats['objects']} objects ({kinds})")
     _answer_samples(settings, out)
+    if not settings.weaviate_url:
+        env = f"MMRAG_COLLECTION={settings.collection}" + (" MMRAG_PROFILE=tiny" if settings.profile == "tiny" else "")
+        out.print(
+            f'\nWeaviate keeps running for your own questions: [bold]{env} mmrag ask "..."[/] (or mmrag ui); '
+            "stop it with [bold]mmrag weaviate stop[/].",
+            highlight=False,
+        )
 
 
 SAMPLE_QUESTIONS = (
