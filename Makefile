@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup install weaviate browser demo test lint typecheck pytest lock clean
 
@@ -38,7 +39,7 @@ typecheck: $(STAMP)
 
 # Debian's Chromium for the browser test (tests/test_ui_browser.py drives it headless); installed once.
 browser:
-	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
 
 pytest: setup browser
 	$(BIN)/pytest
