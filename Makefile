@@ -39,7 +39,7 @@ typecheck: $(STAMP)
 
 # Debian's Chromium for the browser test (tests/test_ui_browser.py drives it headless); installed once.
 browser:
-	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 pytest: setup browser
 	$(BIN)/pytest
