@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune.encoding import generation_prompt
-from finetune.manifest import AdapterManifest, ManifestError
+from finetune.manifest import AdapterManifest
 from finetune.samples import IMAGE_TOKEN
 from rag_app.prompts import PROMPT_STYLE, chart_training_prompt, llava_human_turn
 
@@ -52,11 +52,7 @@ class ChartAnswerer:
         from peft import PeftModel
 
         manifest = AdapterManifest.load(adapter_dir)
-        manifest.check_base(base_model)
-        if manifest.prompt_style != PROMPT_STYLE:
-            raise ManifestError(
-                f"the adapter was trained with prompt style {manifest.prompt_style!r}, the app uses {PROMPT_STYLE!r}"
-            )
+        manifest.check_compatible(base_model, PROMPT_STYLE)
         self.model = PeftModel.from_pretrained(self.model, str(adapter_dir), is_trainable=False)
         self.model.eval()
         return manifest

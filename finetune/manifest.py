@@ -47,6 +47,15 @@ class AdapterManifest:
         except (json.JSONDecodeError, TypeError) as e:
             raise ManifestError(f"{path} is not a valid adapter manifest: {e}") from e
 
+    def check_compatible(self, base_model: str, prompt_style: str) -> None:
+        """Refuse an adapter trained on another base model or with another prompt style."""
+        self.check_base(base_model)
+        if self.prompt_style != prompt_style:
+            raise ManifestError(
+                f"the adapter was trained with prompt style {self.prompt_style!r} but this version answers with "
+                f"{prompt_style!r}: retrain it or use a matching mmrag version"
+            )
+
     def check_base(self, base_model: str) -> None:
         """Refuse to put this adapter on another base model."""
         if _normalise(self.base_model) != _normalise(base_model):

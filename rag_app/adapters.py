@@ -37,14 +37,9 @@ def check_adapter(adapter_dir: Path, base_model: str) -> AdapterManifest:
     """The adapter's manifest, if it names `base_model` and the prompt style in use; else one AdapterError."""
     try:
         manifest = AdapterManifest.load(adapter_dir)
-        manifest.check_base(base_model)
+        manifest.check_compatible(base_model, PROMPT_STYLE)
     except ManifestError as e:
-        raise AdapterError(str(e)) from e
-    if manifest.prompt_style != PROMPT_STYLE:
-        raise AdapterError(
-            f"the adapter at {adapter_dir} was trained with prompt style {manifest.prompt_style!r} but this "
-            f"version answers with {PROMPT_STYLE!r}: retrain it or use a matching mmrag version"
-        )
+        raise AdapterError(f"{adapter_dir}: {e}") from e
     return manifest
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from indexer.embedders import embedders_for
+import weaviate
+
+from indexer.embedders import ClipEmbedder, TextEmbedder, embedders_for
 from indexer.store import Store
 from mmrag.client import connect
 from mmrag.models import resolve_models
@@ -29,6 +31,21 @@ def make_generator(settings: Settings, adapter: str | None = None) -> Generator:
     )
 
 
+def build_chain(
+    settings: Settings,
+    client: weaviate.WeaviateClient,
+    clip: ClipEmbedder,
+    text: TextEmbedder,
+    generator: Generator | None,
+) -> RagChain:
+    """A chain over the settings' collection (checked to exist) on given, possibly long-lived, pieces;
+    a None generator means retrieval only."""
+    store = Store(client, settings.collection)
+    store.require()
+    retriever = MultimodalRetriever(searcher=Searcher(store, clip, text), k=settings.k, mode=settings.mode)
+    return RagChain(retriever, SourceImages(store), generator, settings.min_text_score, settings.image_threshold)
+
+
 @contextmanager
 def open_chain(
     settings: Settings, *, retrieval_only: bool = False, generator: Generator | None = None
@@ -36,18 +53,9 @@ def open_chain(
     """A chain over the settings' collection (checked to exist), closed on exit."""
     clip, text = embedders_for(settings)
     with connect(settings) as client:
-        store = Store(client, settings.collection)
-        store.require()
-        retriever = MultimodalRetriever(searcher=Searcher(store, clip, text), k=settings.k, mode=settings.mode)
         if generator is None and not retrieval_only:
             generator = make_generator(settings)
-        yield RagChain(
-            retriever,
-            SourceImages(store),
-            None if retrieval_only else generator,
-            settings.min_text_score,
-            settings.image_threshold,
-        )
+        yield build_chain(settings, client, clip, text, None if retrieval_only else generator)
 
 
 def ask(settings: Settings, question: str, *, retrieval_only: bool = False, adapter: str | None = None) -> Answer:

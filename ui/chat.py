@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from indexer.store import Store
 from rag_app.chain import RagChain
-from rag_app.retriever import MultimodalRetriever
-from rag_app.search import Searcher
 from rag_app.sources import Source, SourceImages
 
 if TYPE_CHECKING:
@@ -65,12 +63,10 @@ class Turn:
 def build_chain(
     settings: Settings, client: weaviate.WeaviateClient, embedders: Embedders, generator: Generator | None
 ) -> RagChain:
-    """A chain over the settings' collection (checked to exist) on long-lived pieces; None generator: retrieval only."""
-    store = Store(client, settings.collection)
-    store.require()
-    searcher = Searcher(store, embedders.clip, embedders.text)
-    retriever = MultimodalRetriever(searcher=searcher, k=settings.k, mode=settings.mode)
-    return RagChain(retriever, SourceImages(store), generator, settings.min_text_score, settings.image_threshold)
+    """A chain on the page's long-lived client, embedders and generator (None: retrieval only)."""
+    from rag_app.service import build_chain as build
+
+    return build(settings, client, embedders.clip, embedders.text, generator)
 
 
 def cite(images: SourceImages, sources: list[Source]) -> list[Cited]:
