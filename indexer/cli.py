@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from indexer.pipeline import IndexReport
 
 from mmrag.console import err, out
+from mmrag.errors import ConfigError
 
 
 def index(
@@ -30,6 +31,9 @@ def index(
     from indexer.service import index_paths
     from mmrag.settings import load_settings
 
+    missing = [str(p) for p in paths if not p.expanduser().exists()]
+    if missing:  # a typo in the command, not a bad file: say so before touching anything
+        raise ConfigError(f"no such file or directory: {', '.join(missing)} (nothing was indexed)")
     settings = load_settings(**({"collection": collection} if collection else {}))
     show_progress = not json_output and sys.stdout.isatty()
     report = index_paths(settings, paths, prune=prune, workers=workers, describe=describe, progress=show_progress)

@@ -17,7 +17,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 from mmrag.errors import ConfigError
 from rag_app import prompts
-from rag_app.generator import GenerationRequest, Generator
+from rag_app.generator import Answerer, GenerationRequest
 from rag_app.retriever import MultimodalRetriever
 from rag_app.sources import Source, SourceImages
 
@@ -55,7 +55,7 @@ class RagChain:
         self,
         retriever: MultimodalRetriever,
         images: SourceImages,
-        generator: Generator | None,
+        generator: Answerer | None,
         min_text_score: float,
         min_image_score: float | None,
     ) -> None:

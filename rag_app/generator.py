@@ -8,12 +8,13 @@ base (peft), so switching never reloads it.
 
 from __future__ import annotations
 
+import enum
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mmrag.errors import ConfigError
 from mmrag.models import load_vlm, resolve_device
@@ -65,6 +66,28 @@ class GenerationRequest:
         return self.instruction if self.instruction is not None else prompts.user_text(self.question, self.sources)
 
 
+class _Wanted(enum.Enum):
+    ADAPTER = "the generator's own adapter (set_adapter)"
+
+
+WANTED = _Wanted.ADAPTER
+Choice = str | None | Literal[_Wanted.ADAPTER]
+"""The adapter one generation uses: a source, None for the base alone, or WANTED (the generator's own)."""
+
+
+class Answerer(Protocol):
+    """What the chain needs of a generator: a `Generator`, or one pinned to an adapter (`Generator.using`)."""
+
+    @property
+    def max_images(self) -> int: ...
+
+    def generate(self, request: GenerationRequest) -> str: ...
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]: ...
+
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[str]: ...
+
+
 @dataclass(frozen=True)
 class _Loaded:
     model: Any
@@ -114,11 +137,11 @@ class Generator:
         """How many images one prompt gets (loads the model): 1 for single-image models such as LLaVA-1.5."""
         return _MAX_IMAGES.get(self._load().model.config.model_type, 1)
 
-    def generate(self, request: GenerationRequest) -> str:
+    def generate(self, request: GenerationRequest, *, adapter: Choice = WANTED) -> str:
         """The answer to one request (greedy, special tokens removed, stripped)."""
-        return self._generate_together([self._fit(request)])[0]
+        return self._generate_together([self._fit(request)], adapter)[0]
 
-    def stream(self, request: GenerationRequest) -> Iterator[str]:
+    def stream(self, request: GenerationRequest, *, adapter: Choice = WANTED) -> Iterator[str]:
         """The same answer as `generate`, piece by piece as it is decoded; closing the iterator stops decoding."""
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
@@ -131,6 +154,7 @@ class Generator:
         def run() -> None:
             try:
                 with self._lock:
+                    self._select(adapter)
                     loaded.model.generate(
                         **inputs,
                         **self._decoding(),
@@ -151,17 +175,17 @@ class Generator:
         if failures:
             raise failures[0]
 
-    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[str]:
+    def generate_batch(self, requests: Sequence[GenerationRequest], *, adapter: Choice = WANTED) -> list[str]:
         """Answers in order; requests with the same number of images share one left-padded forward batch."""
         fitted = [self._fit(r) for r in requests]
         if self._load().processor.tokenizer.pad_token is None:
-            return [self._generate_together([r])[0] for r in fitted]
+            return [self._generate_together([r], adapter)[0] for r in fitted]
         groups: dict[int, list[int]] = defaultdict(list)
         for i, request in enumerate(fitted):
             groups[len(request.images)].append(i)
         answers = [""] * len(fitted)
         for indices in groups.values():
-            for i, answer in zip(indices, self._generate_together([fitted[i] for i in indices]), strict=True):
+            for i, answer in zip(indices, self._generate_together([fitted[i] for i in indices], adapter), strict=True):
                 answers[i] = answer
         return answers
 
@@ -178,8 +202,25 @@ class Generator:
                 self._activate(source)
             self._adapter = source
 
+    def using(self, adapter: str | None) -> PinnedGenerator:
+        """This generator (the same loaded base) answering always with `adapter`, whatever `set_adapter` or other
+        pinned views choose meanwhile: one per UI session, so concurrent sessions never answer with each other's
+        adapter. The adapter is checked now (AdapterError), loaded on first use and switched in per generation."""
+        if adapter is not None:
+            with self._lock:
+                self._resolve(adapter)
+        return PinnedGenerator(self, adapter)
+
+    def _select(self, adapter: Choice) -> None:
+        """With the lock held, just before generating: make `adapter` (WANTED: the generator's own) the active one."""
+        source = self._adapter if adapter is WANTED else adapter
+        if source != self._active:
+            if source is not None:
+                self._resolve(source)
+            self._activate(source)
+
     def _load(self) -> _Loaded:
-        """The loaded model (loading it on first use) with the wanted adapter active."""
+        """The loaded model (loading it on first use); generation selects the adapter (`_select`)."""
         with self._lock:
             if self._loaded is None:
                 import torch
@@ -189,10 +230,6 @@ class Generator:
                 processor.tokenizer.padding_side = "left"
                 dtype = torch.bfloat16 if device == "cuda" else torch.float32
                 self._loaded = _Loaded(model, processor, device, dtype)
-            if self._active != self._adapter:  # an adapter given at construction (or one that failed to load)
-                if self._adapter is not None:
-                    self._resolve(self._adapter)
-                self._activate(self._adapter)
             return self._loaded
 
     def _resolve(self, source: str) -> Path:
@@ -261,13 +298,15 @@ class Generator:
         batch = loaded.processor(text=texts, images=images if any(images) else None, padding=True, return_tensors="pt")
         return batch.to(loaded.device, dtype=loaded.dtype)
 
-    def _generate_together(self, requests: Sequence[GenerationRequest]) -> list[str]:
+    def _generate_together(self, requests: Sequence[GenerationRequest], adapter: Choice = WANTED) -> list[str]:
         import torch
 
         loaded = self._load()
         inputs = self._inputs(requests)
-        with self._lock, torch.inference_mode():
-            output = loaded.model.generate(**inputs, **self._decoding())
+        with self._lock:
+            self._select(adapter)  # outside inference mode: adapter weights loaded here must stay ordinary tensors
+            with torch.inference_mode():
+                output = loaded.model.generate(**inputs, **self._decoding())
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         tokenizer = loaded.processor.tokenizer
         return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in new_tokens]
@@ -276,6 +315,27 @@ class Generator:
         tokenizer = self._load().processor.tokenizer
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         return {"max_new_tokens": self.max_new_tokens, "do_sample": False, "num_beams": 1, "pad_token_id": pad}
+
+
+@dataclass(frozen=True)
+class PinnedGenerator:
+    """A `Generator` answering with one adapter (or the base alone, None); see `Generator.using`."""
+
+    generator: Generator
+    adapter: str | None
+
+    @property
+    def max_images(self) -> int:
+        return self.generator.max_images
+
+    def generate(self, request: GenerationRequest) -> str:
+        return self.generator.generate(request, adapter=self.adapter)
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        return self.generator.stream(request, adapter=self.adapter)
+
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[str]:
+        return self.generator.generate_batch(requests, adapter=self.adapter)
 
 
 class _Stop:

@@ -13,7 +13,7 @@ from mmrag.client import connect
 from mmrag.models import resolve_models
 from mmrag.settings import Settings
 from rag_app.chain import Answer, RagChain, check_question
-from rag_app.generator import Generator
+from rag_app.generator import Answerer, Generator
 from rag_app.retriever import MultimodalRetriever
 from rag_app.search import Searcher
 from rag_app.sources import Source, SourceImages
@@ -36,7 +36,7 @@ def build_chain(
     client: weaviate.WeaviateClient,
     clip: ClipEmbedder,
     text: TextEmbedder,
-    generator: Generator | None,
+    generator: Answerer | None,
 ) -> RagChain:
     """A chain over the settings' collection (checked to exist) on given, possibly long-lived, pieces;
     a None generator means retrieval only."""

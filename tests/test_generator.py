@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import abc
 from collections.abc import Callable
 from pathlib import Path
@@ -220,6 +221,36 @@ def test_adapters_change_answers_and_swap_without_reloading(adapters: dict[str, 
     assert "".join(generator.stream(questions[0])) == with_a[0]
     assert generator.adapter == adapters["a"]
     assert load_count == [model_dir("llava_onevision")]  # the base loaded once, on first use
+
+
+def test_pinned_views_answer_with_their_own_adapters(adapters: dict[str, str], load_count: list[str]) -> None:
+    """UI sessions share one base; each pins its adapter, so a session never answers with another's."""
+    generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
+    question = request(1)
+    expected = {key: generator.using(adapters[key]).generate(question) for key in ("a", "b")}
+    expected["base"] = generator.using(None).generate(question)
+    assert len(set(expected.values())) == 3
+
+    views = {"a": generator.using(adapters["a"]), "b": generator.using(adapters["b"]), "base": generator.using(None)}
+    results: dict[str, list[str]] = {key: [] for key in views}
+
+    def session(key: str) -> None:
+        for round_ in range(3):
+            view = views[key]
+            answer = "".join(view.stream(question)) if round_ % 2 else view.generate(question)
+            results[key].append(answer)
+
+    threads = [threading.Thread(target=session, args=(key,)) for key in views]
+    for thread in threads:
+        thread.start()
+    generator.set_adapter(adapters["b"])  # the generator's own choice changes meanwhile
+    for thread in threads:
+        thread.join()
+    assert results == {key: [expected[key]] * 3 for key in views}
+    assert generator.generate(question) == expected["b"]  # the generator's own adapter is untouched by the views
+    assert load_count == [model_dir("llava_onevision")]
+    with pytest.raises(AdapterError, match="trained on"):
+        generator.using(adapters["other_base"])  # checked when pinned, before any question
 
 
 def test_adapter_given_at_construction_loads_with_the_model(adapters: dict[str, str], load_count: list[str]) -> None:

@@ -194,6 +194,11 @@ def test_cli_json_summary_strict_and_unreachable_server(settings: Settings, corp
     assert "cannot reach Weaviate" in down.stderr and "Traceback" not in down.stderr
     assert _count(settings) == 2  # nothing stored was lost
 
+    typo = run_cli(env, "index", str(corpus / "charts"), str(corpus / "chrats"), "--json")
+    assert typo.returncode == 1 and typo.stdout == ""
+    assert f"no such file or directory: {corpus / 'chrats'}" in typo.stderr and "Traceback" not in typo.stderr
+    assert _count(settings) == 2  # refused before anything was indexed
+
 
 def test_stats_and_delete_commands(settings: Settings, corpus: Path) -> None:
     env = cli_env(settings)

@@ -48,7 +48,7 @@ def _embedders(models: str, _settings: Settings) -> chat.Embedders:
 
 @st.cache_resource(show_spinner=False)
 def _generator(model: str, _settings: Settings) -> Generator:
-    """The VLM without an adapter; adapters are swapped in per question (`set_adapter`), never reloading the base."""
+    """The VLM without an adapter; each question pins its session's adapter (`using`), never reloading the base."""
     from rag_app.service import make_generator
 
     return make_generator(_settings.model_copy(update={"adapter": None}))
@@ -169,9 +169,7 @@ def ask(settings: Settings, question: str, retrieval_only: bool) -> chat.Turn:
     address, models, vlm = _keys(settings)
     try:
         with st.spinner("Searching your documents… (the first question also loads the models)"):
-            generator = None if retrieval_only else _generator(vlm, settings)
-            if generator is not None:
-                generator.set_adapter(settings.adapter)
+            generator = None if retrieval_only else _generator(vlm, settings).using(settings.adapter)
             chain = chat.build_chain(settings, _client(address, settings), _embedders(models, settings), generator)
             prepared = chain.prepare(question)
         started = time.perf_counter()

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from indexer.embedders import ClipEmbedder, TextEmbedder
     from mmrag.settings import Settings
-    from rag_app.generator import Generator
+    from rag_app.generator import Answerer
 
 VISUAL_KINDS = ("image", "page")
 _MARKDOWN = re.compile(r"[\\`*_\[\]<>#|~$]")
@@ -61,7 +61,7 @@ class Turn:
 
 
 def build_chain(
-    settings: Settings, client: weaviate.WeaviateClient, embedders: Embedders, generator: Generator | None
+    settings: Settings, client: weaviate.WeaviateClient, embedders: Embedders, generator: Answerer | None
 ) -> RagChain:
     """A chain on the page's long-lived client, embedders and generator (None: retrieval only)."""
     from rag_app.service import build_chain as build
