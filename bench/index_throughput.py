@@ -9,6 +9,7 @@ writes/s with vectors of the real sizes, and peak RSS (this process plus the ext
 Prints a table and saves bench/results/index_throughput.png.
 """
 
+# ruff: noqa: E402  (the OpenMP choice below must come before the imports that load torch)
 from __future__ import annotations
 
 import argparse
@@ -23,6 +24,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mmrag.cpu import passive_omp_threads
+
+passive_omp_threads()  # as `mmrag index` does, before torch loads
 
 from indexer.embedders import ClipEmbedder, TextEmbedder
 from indexer.extract import ExtractOptions, extract_file, file_digest, sidecars

@@ -28,6 +28,9 @@ def index(
     describe: bool = typer.Option(False, help="Store the VLM's description of each chart as its caption."),
 ) -> None:
     """Index charts, images, PDFs and text documents (again and again: only changes are written)."""
+    from mmrag.cpu import passive_omp_threads
+
+    passive_omp_threads()  # before torch loads
     from indexer.service import index_paths
     from mmrag.settings import load_settings
 

@@ -64,8 +64,18 @@ class ClipEmbedder:
                 rows.append(_normalise(model.encode_image(batch)))
         return np.concatenate(rows) if rows else np.zeros((0, self.dim), np.float32)
 
-    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        return self.embed_pixels(self.preprocess(images))
+    def embed_images(self, images: Sequence[Image.Image], pixels: Sequence[Any | None] = ()) -> np.ndarray:
+        """Images -> normalised embeddings; `pixels[i]`, when given and not None, is image i already preprocessed."""
+        import torch
+
+        if not images:
+            return np.zeros((0, self.dim), np.float32)
+        ready = list(pixels) or [None] * len(images)
+        missing = [i for i, p in enumerate(ready) if p is None]
+        if missing:
+            for i, tensor in zip(missing, self.preprocess([images[i] for i in missing]), strict=True):
+                ready[i] = tensor
+        return self.embed_pixels(torch.stack([p for p in ready if p is not None]))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Text in CLIP's space (truncated to its context length), for cross-modal search."""

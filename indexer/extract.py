@@ -5,7 +5,9 @@ Runs in worker processes, so it imports no model code. Each bad file becomes a F
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import json
 import threading
 import warnings
@@ -90,7 +92,18 @@ def extract_file(path: Path, sha256: str, options: ExtractOptions) -> FileResult
         result.error = f"cannot read: {e.strerror or e}"
     for item in result.items:
         item.content_sha256 = _item_digest(item)
+        if item.image is not None:
+            item.thumbnail = thumbnail_jpeg(item.image)
     return result
+
+
+def thumbnail_jpeg(image: Image.Image, size: int = 320) -> str:
+    """The image at most `size` pixels on its long side, as base64 JPEG (what the collection stores)."""
+    thumb = image.copy()
+    thumb.thumbnail((size, size), reducing_gap=2.0)
+    buffer = io.BytesIO()
+    thumb.save(buffer, format="JPEG", quality=80)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def load_image(path: Path, max_pixels: int) -> Image.Image:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from PIL import Image
 
@@ -29,6 +29,10 @@ class Item:
     image_path: str | None = None
     """Where the image itself lives on disk, when it is a file of its own."""
     content_sha256: str = ""
+    thumbnail: str | None = None
+    """A small JPEG of the image (base64), for the UI: made at extraction, off the encoder's thread."""
+    pixels: Any = None
+    """The image as CLIP's input tensor, when extraction ran in a thread that could prepare it."""
 
 
 @dataclass

@@ -8,8 +8,6 @@ new one is written.
 
 from __future__ import annotations
 
-import base64
-import io
 import multiprocessing
 import time
 from collections import deque
@@ -33,7 +31,7 @@ from indexer.extract import (
     sidecars,
 )
 from indexer.items import FileResult, Item, object_id
-from indexer.store import CLIP_VECTOR, TEXT_VECTOR, Store
+from indexer.store import CLIP_VECTOR, TEXT_VECTOR, Store, Writer
 
 
 class Describer(Protocol):
@@ -115,7 +113,7 @@ class Indexer:
                     stale.add(str(candidate.path))
         written_files: list[tuple[str, str]] = []
         pending: list[tuple[Candidate, FileResult]] = []
-        with self.store.writer() as write:
+        with self.store.writer(batch_size=self.batch_items) as write:
             for done, (candidate, result) in enumerate(self._extract(todo), start=1):
                 if result.error:
                     report.failures.append((str(candidate.path), result.error))
@@ -125,6 +123,7 @@ class Indexer:
                     report.indexed += 1
                 if sum(len(r.items) for _, r in pending) >= self.batch_items or done == len(todo):
                     report.written += self._flush(pending, write)
+                    write.send()  # out while the next batch is embedded
                     report.items += sum(len(r.items) for _, r in pending)
                     pending = []
                 if progress:
@@ -145,25 +144,39 @@ class Indexer:
         """
         if self.workers <= 0 or len(todo) <= 1:
             for candidate, sha in todo:
-                yield candidate, extract_file(candidate.path, sha, self.options)
+                yield candidate, self._extract_here(candidate.path, sha, self.options)
             return
         executor: Executor
+        extract: Callable[[Path, str, ExtractOptions], FileResult]
         if self.workers == 1:
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmrag-extract")  # pdfium: one thread
+            extract = self._extract_here
         else:
             executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+            extract = extract_file  # preprocessing stays in the main process: workers import no model code
         with executor as pool:
             pending: deque[tuple[Candidate, Future[FileResult]]] = deque()
+            ahead = max(self.workers * 4, self.batch_items)  # files: a whole batch is decoded while one embeds
             for candidate, sha in todo:
-                pending.append((candidate, pool.submit(extract_file, candidate.path, sha, self.options)))
-                if len(pending) > self.workers * 4:
+                pending.append((candidate, pool.submit(extract, candidate.path, sha, self.options)))
+                if len(pending) > ahead:
                     done_candidate, future = pending.popleft()
                     yield done_candidate, future.result()
             while pending:
                 done_candidate, future = pending.popleft()
                 yield done_candidate, future.result()
 
-    def _flush(self, pending: list[tuple[Candidate, FileResult]], write: Callable[[Any], None]) -> int:
+    def _extract_here(self, path: Path, sha256: str, options: ExtractOptions) -> FileResult:
+        """Extraction in this process, images also preprocessed for CLIP (off the encoder's thread when threaded)."""
+        result = extract_file(path, sha256, options)
+        visual = [item for item in result.items if item.image is not None]
+        if visual:
+            images = [image for item in visual if (image := item.image) is not None]
+            for item, pixels in zip(visual, self.clip.preprocess(images), strict=True):
+                item.pixels = pixels
+        return result
+
+    def _flush(self, pending: list[tuple[Candidate, FileResult]], write: Writer) -> int:
         """Embed the items of several files in shared batches and hand their objects to the writer."""
         entries = [(candidate, result, item) for candidate, result in pending for item in result.items]
         items = [item for _, _, item in entries]
@@ -172,7 +185,8 @@ class Indexer:
             self._add_descriptions([items[i] for i in visual if items[i].kind == "image"])
         clip_vectors: dict[int, Any] = {}
         if visual:
-            vectors = self.clip.embed_images([image for i in visual if (image := items[i].image) is not None])
+            images = [image for i in visual if (image := items[i].image) is not None]
+            vectors = self.clip.embed_images(images, [items[i].pixels for i in visual])
             clip_vectors.update(zip(visual, vectors, strict=True))
         chunks = [i for i, item in enumerate(items) if item.image is None]
         if chunks:
@@ -290,13 +304,5 @@ def _properties(
     if describer is not None and item.kind == "image":
         properties["describer"] = describer.name
     if item.image is not None:
-        properties |= {"width": item.image.width, "height": item.image.height, "thumbnail": _thumbnail(item.image)}
+        properties |= {"width": item.image.width, "height": item.image.height, "thumbnail": item.thumbnail}
     return properties
-
-
-def _thumbnail(image: Any, size: int = 320) -> str:
-    thumb = image.copy()
-    thumb.thumbnail((size, size), reducing_gap=2.0)
-    buffer = io.BytesIO()
-    thumb.save(buffer, format="JPEG", quality=80)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -8,8 +8,9 @@ the schema version and the models (id and vector size) that built it, and other 
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -181,22 +182,16 @@ class Store:
         return dict(states)
 
     @contextmanager
-    def writer(self) -> Iterator[Callable[[wvc.data.DataObject], None]]:
-        """A batch writer (sends in background threads); upserts, so a repeated id is replaced, not duplicated."""
+    def writer(self, batch_size: int = 128) -> Iterator[Writer]:
+        """A batch writer: objects go out in `insert_many` requests from a background thread (at most two in
+        flight), so writing overlaps embedding. Upserts: a repeated id is replaced, not duplicated. Leaving the
+        block waits for every request, then raises if any object was not written."""
+        writer = Writer(self, batch_size)
         try:
-            with self.collection.batch.fixed_size(batch_size=128, concurrent_requests=2) as batch:
-
-                def add(obj: wvc.data.DataObject) -> None:
-                    batch.add_object(properties=obj.properties, uuid=obj.uuid, vector=obj.vector)
-
-                yield add
-        except WeaviateBaseError as e:
-            raise WeaviateUnavailableError(
-                f"writing to Weaviate failed ({_first_line(e)}); is the server running?"
-            ) from e
-        failed = self.collection.batch.failed_objects
-        if failed:
-            raise WeaviateUnavailableError(f"{len(failed)} objects were not written: {failed[0].message}")
+            yield writer
+            writer.close()
+        finally:
+            writer.abandon()
 
     def delete_where(self, where: Any) -> int:
         deleted = 0
@@ -249,6 +244,58 @@ class Store:
             return fn()
         except WeaviateBaseError as e:
             raise WeaviateUnavailableError(f"Weaviate request failed ({_first_line(e)}); is the server running?") from e
+
+
+class Writer:
+    """See `Store.writer`. Call it with each object; `send()` sends what is buffered without waiting for more."""
+
+    def __init__(self, store: Store, batch_size: int) -> None:
+        self._store = store
+        self._batch_size = batch_size
+        self._buffer: list[wvc.data.DataObject[Any, Any]] = []
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmrag-write")
+        self._in_flight: deque[Future[Any]] = deque()
+
+    def __call__(self, obj: wvc.data.DataObject[Any, Any]) -> None:
+        self._buffer.append(obj)
+        if len(self._buffer) >= self._batch_size:
+            self.send()
+
+    def send(self) -> None:
+        if not self._buffer:
+            return
+        objects, self._buffer = self._buffer, []
+        while len(self._in_flight) >= 2:  # back-pressure: a slow server slows the producer, memory stays bounded
+            self._check(self._in_flight.popleft())
+        self._in_flight.append(self._pool.submit(self._store.collection.data.insert_many, objects))
+
+    def close(self) -> None:
+        """Send the rest and wait for every request; then the first failure is raised."""
+        self.send()
+        failures: list[MmragError] = []
+        while self._in_flight:
+            try:
+                self._check(self._in_flight.popleft())
+            except MmragError as e:
+                failures.append(e)
+        if failures:
+            raise failures[0]
+
+    def abandon(self) -> None:
+        """After an error: the requests already sent finish (at most two), nothing more is sent."""
+        self._pool.shutdown(wait=True)
+
+    @staticmethod
+    def _check(future: Future[Any]) -> None:
+        try:
+            result = future.result()
+        except WeaviateBaseError as e:
+            raise WeaviateUnavailableError(
+                f"writing to Weaviate failed ({_first_line(e)}); is the server running?"
+            ) from e
+        if result.has_errors:
+            first = next(iter(result.errors.values()))
+            raise WeaviateUnavailableError(f"{len(result.errors)} objects were not written: {first.message}")
 
 
 def _first_line(error: Exception) -> str:

@@ -147,6 +147,23 @@ def _count(settings: Settings) -> int:
             raise
 
 
+def test_writer_reports_objects_the_server_refused(store: Store) -> None:
+    import weaviate.classes as wvc
+
+    from mmrag.errors import WeaviateUnavailableError
+
+    store.ensure("clip-x", "text-x", lambda: (4, 3))
+    good = [
+        wvc.data.DataObject(properties={"kind": "text", "text": f"t{i}"}, uuid=f"00000000-0000-0000-0000-{i:012d}")
+        for i in range(1, 6)
+    ]
+    bad = wvc.data.DataObject(properties={"kind": "text", "page": "not a number"})
+    with pytest.raises(WeaviateUnavailableError, match="1 objects were not written"), store.writer(batch_size=2) as w:
+        for obj in [*good[:3], bad, *good[3:]]:
+            w(obj)
+    assert sorted(str(o.uuid) for o in store.objects()) == sorted(str(o.uuid) for o in good)  # the rest are in
+
+
 def test_kill_mid_run_then_rerun_gives_exact_objects(settings: Settings, tmp_path: Path) -> None:
     root = write_many_charts(tmp_path / "many", 900)
     env = cli_env(settings)
