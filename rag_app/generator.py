@@ -199,7 +199,7 @@ class Generator:
             if source is not None:
                 self._resolve(source)
             if self._loaded is not None:
-                self._activate(source)
+                self._select(source)
             self._adapter = source
 
     def using(self, adapter: str | None) -> PinnedGenerator:
