@@ -73,7 +73,7 @@ def make_corpus(root: Path, n_charts: int, n_pages: int) -> None:
 
 def bare_encoder_seconds(root: Path, clip: ClipEmbedder, text: TextEmbedder) -> tuple[int, float]:
     """Decode and preprocess everything first (untimed), then time only the encoders on the same items."""
-    candidates, _ = discover([root])
+    candidates = discover([root]).candidates
     items = []
     for c in candidates:
         items += extract_file(c.path, file_digest([c.path, *sidecars(c.path)]), ExtractOptions()).items

@@ -12,7 +12,7 @@ import typer
 if TYPE_CHECKING:
     from indexer.pipeline import IndexReport
 
-from mmrag.console import err, out
+from mmrag.console import err, out, plain
 from mmrag.errors import ConfigError
 
 
@@ -55,14 +55,19 @@ def _print_report(report: IndexReport) -> None:
     table = Table(title="mmrag index", show_header=False)
     for key, value in summary["files"].items():
         table.add_row(f"files {key}", str(value))
+    table.add_row("warnings", str(len(report.warnings)))
     table.add_row("objects written", str(report.written))
     table.add_row("objects deleted", str(report.deleted))
     table.add_row("seconds", f"{report.seconds:.1f}")
     rate = report.items / report.seconds if report.seconds else 0.0
     table.add_row("items/s", f"{rate:.1f}")
     out.print(table)
+    from rich.markup import escape
+
     for path, reason in report.failures:
-        err.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False)
+        err.print(f"[yellow]skipped[/] {escape(plain(path))}: {escape(plain(reason))}", highlight=False)
+    for path, message in report.warnings:
+        err.print(f"[dim]warning[/] {escape(plain(path))}: {escape(plain(message))}", highlight=False)
 
 
 def stats(

@@ -64,7 +64,7 @@ class ClipEmbedder:
                 rows.append(_normalise(model.encode_image(batch)))
         return np.concatenate(rows) if rows else np.zeros((0, self.dim), np.float32)
 
-    def embed_images(self, images: Sequence[Image.Image], pixels: Sequence[Any | None] = ()) -> np.ndarray:
+    def embed_images(self, images: Sequence[Image.Image | None], pixels: Sequence[Any | None] = ()) -> np.ndarray:
         """Images -> normalised embeddings; `pixels[i]`, when given and not None, is image i already preprocessed."""
         import torch
 
@@ -73,7 +73,8 @@ class ClipEmbedder:
         ready = list(pixels) or [None] * len(images)
         missing = [i for i, p in enumerate(ready) if p is None]
         if missing:
-            for i, tensor in zip(missing, self.preprocess([images[i] for i in missing]), strict=True):
+            todo = [image for i in missing if (image := images[i]) is not None]
+            for i, tensor in zip(missing, self.preprocess(todo), strict=True):
                 ready[i] = tensor
         return self.embed_pixels(torch.stack([p for p in ready if p is not None]))
 

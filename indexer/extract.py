@@ -10,15 +10,20 @@ import hashlib
 import io
 import json
 import threading
+import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from struct import error as struct_error
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps
 
-from indexer.items import FileResult, Item
+from indexer.items import FileResult, Item, display_path
+
+if TYPE_CHECKING:
+    from mmrag.settings import Settings
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm"})
@@ -42,10 +47,52 @@ class ExtractOptions:
     chunk_overlap: int = 150
     max_pixels: int = 64_000_000
     """Larger images are refused as possible decompression bombs."""
+    max_aspect_ratio: float = 50.0
+    """Images longer than this many times their width (or the reverse) are refused: CLIP's resize would
+    blow them up (a 1x100000 image becomes 224x22,400,000 pixels)."""
+    keep_long_side: int = 1536
+    """Decoded images are shrunk to at most this on their long side (CLIP takes 224-448 px, the VLM ~1.5k)."""
     page_long_side: int = 1024
     """Rendered PDF pages are this many pixels on their long side."""
     min_figure_px: int = 96
     """Embedded PDF images smaller than this (either side) are decoration, not figures."""
+    max_pdf_pages: int = 2000
+    """Pages read per PDF."""
+    max_page_objects: int = 20_000
+    """Page objects scanned for figures per page."""
+    max_nesting: int = 64
+    """Deepest nesting of JSON, HTML/Markdown elements and folders."""
+    max_text_bytes: int = 10 * 2**20
+    """Text read per file (a text file, or a PDF page)."""
+    timeout_s: float = 300.0
+    """Time one file (or one part of a long PDF) may take to extract."""
+    roots: tuple[Path, ...] = ()
+    """Folders that links and symlinks may point into (the indexed ones, plus any extra allowed ones)."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ExtractOptions:
+        return cls(
+            max_pixels=int(settings.max_image_megapixels * 1_000_000),
+            max_aspect_ratio=settings.max_aspect_ratio,
+            max_pdf_pages=settings.max_pdf_pages,
+            max_page_objects=settings.max_page_objects,
+            max_nesting=settings.max_nesting,
+            max_text_bytes=int(settings.max_text_mb * 2**20),
+            timeout_s=settings.file_timeout_s,
+            roots=settings.extra_root_paths(),
+        )
+
+
+class Deadline:
+    """The time budget of one extraction: `check()` raises once it is spent (checked between pages, objects...)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def check(self) -> None:
+        if time.monotonic() > self.end:
+            raise BadFileError(f"took longer than {self.seconds:g} s to read (MMRAG_FILE_TIMEOUT_S)")
 
 
 def sidecars(image: Path) -> list[Path]:
@@ -66,35 +113,63 @@ def file_digest(paths: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
-def extract_file(path: Path, sha256: str, options: ExtractOptions) -> FileResult:
-    """All items of one file; never raises for a bad file (the error goes in the result)."""
-    stat = path.stat()
-    result = FileResult(path=path, sha256=sha256, size=stat.st_size, mtime=stat.st_mtime)
+def extract_file(
+    path: Path, sha256: str, options: ExtractOptions, pages: tuple[int, int] | None = None, final: bool = True
+) -> FileResult:
+    """All items of one file (of pages [first, stop) of a long PDF); never raises for a bad file: every failure
+    becomes the result's one-line error, and what is left out of a good file its warnings."""
+    started = time.monotonic()
+    result = FileResult(path=path, sha256=sha256, size=0, mtime=0.0, pages=pages, final=final)
     try:
-        if stat.st_size == 0:
-            raise BadFileError("empty file")
-        suffix = path.suffix.lower()
-        if suffix in IMAGE_SUFFIXES:
-            result.items = _image_items(path, options)
-        elif suffix in PDF_SUFFIXES:
-            result.items = _pdf_items(path, options)
-        elif suffix in TEXT_SUFFIXES:
-            result.items = _text_items(path, options)
-        else:
-            raise BadFileError(f"unsupported file type {suffix or '(no extension)'}")
-        if not result.items:
+        stat = path.stat()
+        result.size, result.mtime = stat.st_size, stat.st_mtime
+        result.items = _items(path, stat.st_size, options, pages, result.warnings)
+        if not result.items and pages is None:
             raise BadFileError("nothing to index (no text or images found)")
-    except BadFileError as e:
-        result.error = str(e)
-    except PermissionError:
-        result.error = "permission denied"
-    except OSError as e:
-        result.error = f"cannot read: {e.strerror or e}"
-    for item in result.items:
-        item.content_sha256 = _item_digest(item)
-        if item.image is not None:
-            item.thumbnail = thumbnail_jpeg(item.image)
+        for item in result.items:
+            item.content_sha256 = _item_digest(item)
+            if item.image is not None:
+                item.size = item.image.size
+                item.thumbnail = thumbnail_jpeg(item.image)
+    except Exception as e:  # one bad file must never stop the run: whatever it raises is its reason
+        result.items = []
+        result.error = failure_reason(e)
+    result.seconds = time.monotonic() - started
     return result
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line for the user saying why a file could not be indexed."""
+    if isinstance(error, BadFileError):
+        return str(error)
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if isinstance(error, OSError):
+        return f"cannot read: {error.strerror or error}"
+    if isinstance(error, RecursionError):
+        return "nested too deeply to read"
+    if isinstance(error, MemoryError):
+        return "out of memory while reading it"
+    detail = " ".join(str(error).split())[:200]
+    return f"unreadable ({type(error).__name__}{': ' + detail if detail else ''})"
+
+
+def _items(
+    path: Path, size: int, options: ExtractOptions, pages: tuple[int, int] | None, warnings: list[str]
+) -> list[Item]:
+    if size == 0:
+        raise BadFileError("empty file")
+    if not path.is_file():
+        raise BadFileError("not a regular file")
+    deadline = Deadline(options.timeout_s)
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return _image_items(path, options)
+    if suffix in PDF_SUFFIXES:
+        return _pdf_items(path, options, pages, deadline, warnings)
+    if suffix in TEXT_SUFFIXES:
+        return _text_items(path, options, deadline, warnings)
+    raise BadFileError(f"unsupported file type {suffix or '(no extension)'}")
 
 
 def thumbnail_jpeg(image: Image.Image, size: int = 320) -> str:
@@ -106,8 +181,11 @@ def thumbnail_jpeg(image: Image.Image, size: int = 320) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def load_image(path: Path, max_pixels: int) -> Image.Image:
-    """An RGB image (first frame of animations, EXIF orientation applied, transparency on white)."""
+def load_image(
+    path: Path, max_pixels: int, max_aspect_ratio: float | None = None, long_side: int | None = None
+) -> Image.Image:
+    """An RGB image (first frame of animations, EXIF orientation applied, transparency on white), refused when
+    larger than `max_pixels` or more elongated than `max_aspect_ratio`, shrunk to `long_side` when given."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -115,17 +193,32 @@ def load_image(path: Path, max_pixels: int) -> Image.Image:
                 width, height = img.size
                 if width * height > max_pixels:
                     raise BadFileError(f"image too large ({width}x{height} pixels): possible decompression bomb")
+                check_aspect(width, height, max_aspect_ratio)
                 img.seek(0)
+                if long_side is not None:
+                    img.draft("RGB", (long_side, long_side))  # JPEG: decode at a reduced scale
                 img.load()
-                return _to_rgb(ImageOps.exif_transpose(img) or img)
+                image = _to_rgb(ImageOps.exif_transpose(img) or img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise BadFileError(f"possible decompression bomb: {e}") from e
     except Image.UnidentifiedImageError as e:
         raise BadFileError("not a readable image (corrupt or unsupported format)") from e
-    except (OSError, SyntaxError, ValueError) as e:
+    except (OSError, SyntaxError, ValueError, EOFError, struct_error) as e:
         if isinstance(e, PermissionError):
             raise
-        raise BadFileError(f"corrupt or truncated image: {e}") from e
+        raise BadFileError(f"corrupt or truncated image: {' '.join(str(e).split())[:200]}") from e
+    if long_side is not None and max(image.size) > long_side:
+        image.thumbnail((long_side, long_side), reducing_gap=2.0)
+    return image
+
+
+def check_aspect(width: int, height: int, max_aspect_ratio: float | None) -> None:
+    if max_aspect_ratio is None:
+        return
+    if min(width, height) < 1 or max(width, height) / min(width, height) > max_aspect_ratio:
+        raise BadFileError(
+            f"image of {width}x{height} pixels is more elongated than 1:{max_aspect_ratio:g} (MMRAG_MAX_ASPECT_RATIO)"
+        )
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -138,19 +231,23 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 
 def _image_items(path: Path, options: ExtractOptions) -> list[Item]:
-    image = load_image(path, options.max_pixels)
-    caption = " ".join(_sidecar_text(p) for p in sidecars(path)).strip()
-    return [Item(kind="image", locator="image", text=caption, image=image, image_path=str(path))]
+    image = load_image(path, options.max_pixels, options.max_aspect_ratio, options.keep_long_side)
+    caption = " ".join(_sidecar_text(p, options) for p in sidecars(path)).strip()
+    return [Item(kind="image", locator="image", text=caption, image=image, image_path=display_path(path))]
 
 
-def _sidecar_text(path: Path) -> str:
-    text = _read_text(path)
+def _sidecar_text(path: Path, options: ExtractOptions) -> str:
+    text = _read_text(path, options.max_text_bytes)
     if path.suffix != ".json":
         return text.strip()
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise BadFileError(f"sidecar {path.name} is not valid JSON: {e.msg}") from e
+    except RecursionError as e:
+        raise BadFileError(f"sidecar {path.name} is nested too deeply") from e
+    if _json_depth(data) > options.max_nesting:
+        raise BadFileError(f"sidecar {path.name} is nested deeper than {options.max_nesting} (MMRAG_MAX_NESTING)")
     if isinstance(data, dict):
         parts = [str(data[k]) for k in ("title", "caption", "description") if data.get(k)]
         rest = {k: v for k, v in data.items() if k not in ("title", "caption", "description")}
@@ -170,9 +267,37 @@ def _flatten(value: object) -> str:
     return str(value)
 
 
-def _read_text(path: Path) -> str:
+def _size(n: int) -> str:
+    return f"{n / 2**20:.3g} MB" if n >= 2**20 else f"{n / 2**10:.3g} KB"
+
+
+def _json_depth(value: object) -> int:
+    """How deep lists and objects nest in parsed JSON (iterative: no recursion limit to hit)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def _read_text(path: Path, max_bytes: int, warnings: list[str] | None = None) -> str:
+    """The file as UTF-8 text, at most `max_bytes` of it (what is cut is said in `warnings`)."""
+    with path.open("rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        data = data[:max_bytes]
+        while data and (data[-1] & 0xC0) == 0x80:  # do not cut a character in two
+            data = data[:-1]
+        data = data[:-1] if data and data[-1] >= 0xC0 else data
+        if warnings is not None:
+            warnings.append(f"text after the first {_size(max_bytes)} not indexed (MMRAG_MAX_TEXT_MB)")
+    if b"\0" in data and data.count(b"\0") > len(data) // 10:
+        raise BadFileError("binary data, not text")
     try:
-        return path.read_bytes().decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise BadFileError(f"not UTF-8 text (invalid byte at offset {e.start})") from e
 
@@ -184,32 +309,61 @@ def chunk_text(text: str, options: ExtractOptions) -> list[str]:
     return [c.strip() for c in splitter.split_text(text) if c.strip()]
 
 
-def _text_items(path: Path, options: ExtractOptions) -> list[Item]:
+def _text_items(path: Path, options: ExtractOptions, deadline: Deadline, warnings: list[str]) -> list[Item]:
     from indexer.documents import parse_document
 
-    raw = _read_text(path)
-    document = parse_document(path, raw)
+    raw = _read_text(path, options.max_text_bytes, warnings)
+    document = parse_document(path, raw, options.roots or (path.parent.resolve(),), options.max_nesting)
+    warnings += document.refused
+    deadline.check()
     items = [
         Item(kind="text", locator=f"chunk:{i}", text=chunk, chunk=i)
         for i, chunk in enumerate(chunk_text(document.text, options))
     ]
     for i, figure in enumerate(document.figures):
+        deadline.check()
         try:
-            image = load_image(figure.path, options.max_pixels)
-        except (BadFileError, OSError):
-            continue  # a broken linked image costs the figure, not the document
+            image = load_image(figure.path, options.max_pixels, options.max_aspect_ratio, options.keep_long_side)
+        except (BadFileError, OSError) as e:  # a broken linked image costs the figure, not the document
+            warnings.append(f"image {display_path(figure.path)} left out: {failure_reason(e)}")
+            continue
         items.append(
-            Item(kind="image", locator=f"figure:{i}", text=figure.caption, image=image, image_path=str(figure.path))
+            Item(
+                kind="image",
+                locator=f"figure:{i}",
+                text=figure.caption,
+                image=image,
+                image_path=display_path(figure.path),
+            )
         )
     return items
 
 
-def _pdf_items(path: Path, options: ExtractOptions) -> list[Item]:
+def pdf_page_count(path: Path) -> int | None:
+    """Pages of a PDF (None when it cannot be opened: extraction then says why)."""
+    import pypdfium2 as pdfium
+
     with PDFIUM_LOCK:
-        return _pdf_items_locked(path, options)
+        try:
+            pdf = pdfium.PdfDocument(path)
+        except (pdfium.PdfiumError, OSError):
+            return None
+        try:
+            return len(pdf)
+        finally:
+            pdf.close()
 
 
-def _pdf_items_locked(path: Path, options: ExtractOptions) -> list[Item]:
+def _pdf_items(
+    path: Path, options: ExtractOptions, pages: tuple[int, int] | None, deadline: Deadline, warnings: list[str]
+) -> list[Item]:
+    with PDFIUM_LOCK:
+        return _pdf_items_locked(path, options, pages, deadline, warnings)
+
+
+def _pdf_items_locked(
+    path: Path, options: ExtractOptions, pages: tuple[int, int] | None, deadline: Deadline, warnings: list[str]
+) -> list[Item]:
     import pypdfium2 as pdfium
 
     try:
@@ -220,39 +374,89 @@ def _pdf_items_locked(path: Path, options: ExtractOptions) -> list[Item]:
             raise BadFileError("encrypted PDF (password required)") from e
         raise BadFileError(f"corrupt or unreadable PDF: {e}") from e
     try:
+        total = len(pdf)
+        first, stop = pages or (1, total + 1)
+        stop = min(stop, total + 1, options.max_pdf_pages + 1)
+        if total > options.max_pdf_pages and stop == options.max_pdf_pages + 1 and first <= stop:
+            warnings.append(
+                f"pages {options.max_pdf_pages + 1}-{total} not indexed (MMRAG_MAX_PDF_PAGES={options.max_pdf_pages})"
+            )
         items: list[Item] = []
-        for index in range(len(pdf)):
-            items += _page_items(pdf[index], index + 1, options)
+        failed = 0
+        for number in range(first, stop):
+            deadline.check()
+            try:
+                items += _page_items(pdf, number, options, deadline, warnings)
+            except BadFileError as e:
+                if str(e).startswith("took longer"):
+                    raise
+                failed += 1
+                warnings.append(f"page {number} left out: {e}")
+            except (pdfium.PdfiumError, ValueError, OSError, MemoryError, RecursionError) as e:
+                failed += 1
+                warnings.append(f"page {number} left out: {failure_reason(e)}")
+        if failed and failed == stop - first:
+            raise BadFileError(f"no page could be read ({warnings[-1]})")
         return items
     finally:
         pdf.close()
 
 
-def _page_items(page: Any, number: int, options: ExtractOptions) -> list[Item]:
+def _page_items(pdf: Any, number: int, options: ExtractOptions, deadline: Deadline, warnings: list[str]) -> list[Item]:
+    page = pdf[number - 1]
     textpage = page.get_textpage()
     text = textpage.get_text_range().replace("\r\n", "\n").strip()
+    if len(text) > options.max_text_bytes:
+        text = text[: options.max_text_bytes]
+        warnings.append(f"page {number}: text after {options.max_text_bytes} characters not indexed")
+    items = []
     width, height = page.get_size()
-    scale = options.page_long_side / max(width, height, 1)
-    rendered = page.render(scale=scale).to_pil().convert("RGB")
-    items = [Item(kind="page", locator=f"page:{number}", text=text[:1000], image=rendered, page=number)]
+    try:
+        check_aspect(max(round(width), 1), max(round(height), 1), options.max_aspect_ratio)
+        scale = options.page_long_side / max(width, height, 1)
+        rendered = page.render(scale=scale).to_pil().convert("RGB")
+        items.append(Item(kind="page", locator=f"page:{number}", text=text[:1000], image=rendered, page=number))
+    except BadFileError as e:
+        warnings.append(f"page {number}: page image left out: {e}")
+    deadline.check()
     for i, chunk in enumerate(chunk_text(text, options)):
         items.append(Item(kind="text", locator=f"page:{number}:chunk:{i}", text=chunk, page=number, chunk=i))
-    items += _pdf_figures(page, textpage, number, text, options)
+    items += _pdf_figures(page, textpage, number, text, options, deadline, warnings)
     return items
 
 
-def _pdf_figures(page: Any, textpage: Any, number: int, page_text: str, options: ExtractOptions) -> list[Item]:
+def _pdf_figures(
+    page: Any,
+    textpage: Any,
+    number: int,
+    page_text: str,
+    options: ExtractOptions,
+    deadline: Deadline,
+    warnings: list[str],
+) -> list[Item]:
     import pypdfium2.raw as pdfium_c
 
     figures: list[Item] = []
-    for obj in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=3):
+    for seen, obj in enumerate(page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=3)):
+        if seen >= options.max_page_objects:
+            warnings.append(
+                f"page {number}: more than {options.max_page_objects} images; the rest not scanned "
+                "(MMRAG_MAX_PAGE_OBJECTS)"
+            )
+            break
+        if seen % 256 == 0:
+            deadline.check()
         px_width, px_height = obj.get_px_size()
         if min(px_width, px_height) < options.min_figure_px or px_width * px_height > options.max_pixels:
             continue
+        if max(px_width, px_height) / max(min(px_width, px_height), 1) > options.max_aspect_ratio:
+            continue
         try:
             image = obj.get_bitmap(render=True).to_pil().convert("RGB")
-        except Exception:
+        except Exception:  # a broken image object costs that figure
             continue
+        if max(image.size) > options.keep_long_side:
+            image.thumbnail((options.keep_long_side, options.keep_long_side), reducing_gap=2.0)
         left, bottom, right, top = obj.get_bounds()
         nearby = textpage.get_text_bounded(left - 36, bottom - 72, right + 36, top + 36).strip()
         caption = " ".join((nearby or page_text[:500]).split())
@@ -264,7 +468,7 @@ def _pdf_figures(page: Any, textpage: Any, number: int, page_text: str, options:
 
 
 def _item_digest(item: Item) -> str:
-    digest = hashlib.sha256(item.kind.encode() + item.locator.encode() + item.text.encode())
+    digest = hashlib.sha256(item.kind.encode() + item.locator.encode() + item.text.encode("utf-8", "replace"))
     if item.image is not None:
         digest.update(item.image.tobytes())
     return digest.hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,13 @@ class Item:
     """A small JPEG of the image (base64), for the UI: made at extraction, off the encoder's thread."""
     pixels: Any = None
     """The image as CLIP's input tensor, when extraction ran in a thread that could prepare it."""
+    size: tuple[int, int] | None = None
+    """(width, height) of the image, kept when the pixels are dropped after preprocessing."""
+
+    @property
+    def visual(self) -> bool:
+        """An image or page (CLIP embeds its pixels), as opposed to a text chunk."""
+        return self.image is not None or self.pixels is not None
 
 
 @dataclass
@@ -45,6 +53,18 @@ class FileResult:
     mtime: float
     items: list[Item] = field(default_factory=list)
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    """What was left out of an indexed file (a bad page, a refused link, text past the limit), one line each."""
+    pages: tuple[int, int] | None = None
+    """For a long PDF read in parts: the pages [first, stop) of this part (1-based)."""
+    final: bool = True
+    """The last (or only) part of its file."""
+    seconds: float = 0.0
+
+
+def display_path(path: Path | str) -> str:
+    """A path as stored and shown: exact for UTF-8 names; other bytes as \\xNN escapes (stable, displayable)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def object_id(source_path: str, file_sha256: str, locator: str) -> str:

@@ -9,28 +9,31 @@ new one is written.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 import weaviate.classes as wvc
 
-from indexer.documents import linked_images
+from indexer.documents import inside, linked_images
 from indexer.embedders import ClipEmbedder, TextEmbedder
 from indexer.extract import (
     IMAGE_SUFFIXES,
-    SIDECAR_SUFFIXES,
+    PDF_SUFFIXES,
     ExtractOptions,
     extract_file,
+    failure_reason,
     file_digest,
+    pdf_page_count,
     sidecars,
 )
-from indexer.items import FileResult, Item, object_id
+from indexer.items import FileResult, Item, display_path, object_id
 from indexer.store import CLIP_VECTOR, TEXT_VECTOR, Store, Writer
 
 
@@ -49,6 +52,8 @@ class IndexReport:
     indexed: int = 0
     unchanged: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    """What was left out of indexed files, or not followed: (path, message)."""
     written: int = 0
     deleted: int = 0
     items: int = 0
@@ -63,6 +68,7 @@ class IndexReport:
                 "failed": len(self.failures),
             },
             "failures": [{"path": p, "reason": r} for p, r in self.failures],
+            "warnings": [{"path": p, "message": m} for p, m in self.warnings],
             "objects": {"written": self.written, "deleted": self.deleted},
             "seconds": round(self.seconds, 3),
         }
@@ -75,12 +81,46 @@ class Candidate:
     depends_on: tuple[Path, ...] = ()
 
     @property
+    def key(self) -> str:
+        """The path as stored in the collection (`source_path`)."""
+        return display_path(self.path)
+
+    @property
     def relative(self) -> str:
-        return str(self.path.relative_to(self.root)) if self.path != self.root else self.path.name
+        relative = self.path.relative_to(self.root) if self.path != self.root else Path(self.path.name)
+        return display_path(relative)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One extraction: a whole file, or a part (a range of pages) of a long PDF."""
+
+    candidate: Candidate
+    sha256: str
+    pages: tuple[int, int] | None = None
+    final: bool = True
+
+    @property
+    def weight(self) -> int:
+        """Roughly how many items it yields, to bound what is extracted ahead."""
+        return 2 * (self.pages[1] - self.pages[0]) if self.pages else 1
+
+
+@dataclass
+class _FileProgress:
+    """Parts of one file seen so far."""
+
+    items: int = 0
+    seconds: float = 0.0
+    written: bool = False
+    failed: bool = False
 
 
 Progress = Callable[[int, int, int], None]
 """(files done, files to index, items embedded so far)."""
+
+PART_PAGES = 16
+"""Long PDFs are extracted, embedded and written 16 pages at a time, so memory stays bounded."""
 
 
 @dataclass
@@ -96,38 +136,65 @@ class Indexer:
     def run(self, paths: Sequence[Path], *, prune: bool = False, progress: Progress | None = None) -> IndexReport:
         started = time.perf_counter()
         report = IndexReport()
-        candidates, report.failures = discover(paths)
+        found = discover(paths, self.options.max_nesting, self.options.roots)
+        candidates, report.failures, report.warnings = found.candidates, found.failures, found.warnings
+        options = replace(self.options, roots=found.roots)
         report.seen = len(candidates) + len(report.failures)
         self.store.ensure(self.clip.name, self.text.name, lambda: (self.clip.dim, self.text.dim))
         inventory = self.store.inventory()
         todo: list[tuple[Candidate, str]] = []
         stale: set[str] = set()  # sources with objects of another file version, deleted once the new one is in
         for candidate, sha in _hash_all(candidates, report):
-            state = inventory.get(str(candidate.path))
+            state = inventory.get(candidate.key)
             describer = self.describe.name if self.describe is not None else None
             if state is not None and state.complete(sha, describer):
                 report.unchanged += 1
             else:
                 todo.append((candidate, sha))
                 if state is not None and set(state.counts) - {sha}:
-                    stale.add(str(candidate.path))
+                    stale.add(candidate.key)
         written_files: list[tuple[str, str]] = []
-        pending: list[tuple[Candidate, FileResult]] = []
+        abandoned: list[tuple[str, str]] = []  # files that failed after some of their parts were written
+        files: dict[str, _FileProgress] = {}
+        pending: list[tuple[Candidate, FileResult, int]] = []
+        jobs = plan_jobs(todo, options.max_pdf_pages)
+        done = 0
         with self.store.writer(batch_size=self.batch_items) as write:
-            for done, (candidate, result) in enumerate(self._extract(todo), start=1):
-                if result.error:
-                    report.failures.append((str(candidate.path), result.error))
+            for n, (job, result) in enumerate(self._extract(jobs, options), start=1):
+                key = job.candidate.key
+                track = files.setdefault(key, _FileProgress())
+                track.seconds += result.seconds
+                if result.error is None and track.seconds > options.timeout_s:
+                    result.error = f"took longer than {options.timeout_s:g} s to read (MMRAG_FILE_TIMEOUT_S)"
+                if track.failed:
+                    pass  # an earlier part failed: the file is reported once
+                elif result.error:
+                    track.failed = True
+                    report.failures.append((key, result.error))
+                    if track.written:
+                        abandoned.append((key, job.sha256))
+                    done += 1
                 else:
-                    pending.append((candidate, result))
-                    written_files.append((str(candidate.path), result.sha256))
-                    report.indexed += 1
-                if sum(len(r.items) for _, r in pending) >= self.batch_items or done == len(todo):
+                    report.warnings += [(key, w) for w in result.warnings]
+                    track.items += len(result.items)
+                    track.written = track.written or bool(result.items)
+                    pending.append((job.candidate, result, track.items if result.final else 0))
+                    if result.final and track.items == 0:
+                        track.failed = True
+                        report.failures.append((key, "nothing to index (no text or images found)"))
+                        done += 1
+                    elif result.final:
+                        written_files.append((key, job.sha256))
+                        report.indexed += 1
+                        done += 1
+                if sum(len(r.items) for _, r, _ in pending) >= self.batch_items or n == len(jobs):
                     report.written += self._flush(pending, write)
-                    write.send()  # out while the next batch is embedded
-                    report.items += sum(len(r.items) for _, r in pending)
+                    report.items += sum(len(r.items) for _, r, _ in pending)
                     pending = []
                 if progress:
                     progress(done, len(todo), report.items)
+        for source_path, sha in abandoned:
+            report.deleted += self.store.delete_version(source_path, sha)
         for source_path, sha in written_files:
             if source_path in stale:
                 report.deleted += self.store.delete_old_versions(source_path, sha)
@@ -136,87 +203,100 @@ class Indexer:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _extract(self, todo: list[tuple[Candidate, str]]) -> Iterator[tuple[Candidate, FileResult]]:
+    def _extract(self, jobs: list[Job], options: ExtractOptions) -> Iterator[tuple[Job, FileResult]]:
         """Extraction results in order, computed ahead (bounded) so the encoder never waits on decoding.
 
         workers=0: in this thread; 1: one background thread (decoding and rendering release the GIL, and the
         encoder does too, so they overlap at no start-up cost); N>1: N spawned processes (for big PDFs and trees).
         """
-        if self.workers <= 0 or len(todo) <= 1:
-            for candidate, sha in todo:
-                yield candidate, self._extract_here(candidate.path, sha, self.options)
+        if self.workers <= 0 or len(jobs) <= 1:
+            for job in jobs:
+                yield job, self._extract_here(job, options)
             return
         executor: Executor
-        extract: Callable[[Path, str, ExtractOptions], FileResult]
         if self.workers == 1:
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmrag-extract")  # pdfium: one thread
-            extract = self._extract_here
+            extract: Callable[[Job, ExtractOptions], FileResult] = self._extract_here
         else:
             executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
-            extract = extract_file  # preprocessing stays in the main process: workers import no model code
+            extract = _extract_job  # preprocessing stays in the main process: workers import no model code
         with executor as pool:
-            pending: deque[tuple[Candidate, Future[FileResult]]] = deque()
-            ahead = max(self.workers * 4, self.batch_items)  # files: a whole batch is decoded while one embeds
-            for candidate, sha in todo:
-                pending.append((candidate, pool.submit(extract, candidate.path, sha, self.options)))
-                if len(pending) > ahead:
-                    done_candidate, future = pending.popleft()
-                    yield done_candidate, future.result()
+            pending: deque[tuple[Job, Future[FileResult]]] = deque()
+            budget = max(self.workers * 4, 2 * self.batch_items)  # items: a whole batch decoded while one embeds
+            for job in jobs:
+                pending.append((job, pool.submit(extract, job, options)))
+                while pending and sum(j.weight for j, _ in pending) > budget:
+                    done_job, future = pending.popleft()
+                    yield done_job, future.result()
             while pending:
-                done_candidate, future = pending.popleft()
-                yield done_candidate, future.result()
+                done_job, future = pending.popleft()
+                yield done_job, future.result()
 
-    def _extract_here(self, path: Path, sha256: str, options: ExtractOptions) -> FileResult:
-        """Extraction in this process, images also preprocessed for CLIP (off the encoder's thread when threaded)."""
-        result = extract_file(path, sha256, options)
+    def _extract_here(self, job: Job, options: ExtractOptions) -> FileResult:
+        """Extraction in this process, images also preprocessed for CLIP (off the encoder's thread when threaded);
+        then the full images are dropped unless charts are to be described (the thumbnail and pixels remain)."""
+        result = _extract_job(job, options)
         visual = [item for item in result.items if item.image is not None]
         if visual:
-            images = [image for item in visual if (image := item.image) is not None]
-            for item, pixels in zip(visual, self.clip.preprocess(images), strict=True):
-                item.pixels = pixels
+            try:
+                images = [image for item in visual if (image := item.image) is not None]
+                for item, pixels in zip(visual, self.clip.preprocess(images), strict=True):
+                    item.pixels = pixels
+                    if self.describe is None or item.kind != "image":
+                        item.image = None
+            except Exception as e:  # what CLIP's transform cannot take is that file's failure, not the run's
+                result.items, result.error = [], failure_reason(e)
         return result
 
-    def _flush(self, pending: list[tuple[Candidate, FileResult]], write: Writer) -> int:
-        """Embed the items of several files in shared batches and hand their objects to the writer."""
-        entries = [(candidate, result, item) for candidate, result in pending for item in result.items]
-        items = [item for _, _, item in entries]
-        visual = [i for i, item in enumerate(items) if item.image is not None]
+    def _flush(self, pending: list[tuple[Candidate, FileResult, int]], write: Writer) -> int:
+        """Embed the items of several files in shared batches and hand their objects to the writer, a batch at a
+        time (a long file is written as it is embedded)."""
+        entries = [(c, r, item, n_items) for c, r, n_items in pending for item in r.items]
+        for start in range(0, len(entries), self.batch_items):
+            self._flush_batch(entries[start : start + self.batch_items], write)
+            write.send()  # out while the next batch is embedded
+        return len(entries)
+
+    def _flush_batch(self, entries: list[tuple[Candidate, FileResult, Item, int]], write: Writer) -> None:
+        items = [item for _, _, item, _ in entries]
+        visual = [i for i, item in enumerate(items) if item.visual]
         if self.describe is not None:
             self._add_descriptions([items[i] for i in visual if items[i].kind == "image"])
         clip_vectors: dict[int, Any] = {}
         if visual:
-            images = [image for i in visual if (image := items[i].image) is not None]
-            vectors = self.clip.embed_images(images, [items[i].pixels for i in visual])
+            vectors = self.clip.embed_images([items[i].image for i in visual], [items[i].pixels for i in visual])
             clip_vectors.update(zip(visual, vectors, strict=True))
-        chunks = [i for i, item in enumerate(items) if item.image is None]
+        chunks = [i for i, item in enumerate(items) if not item.visual]
         if chunks:
             vectors = self.clip.embed_texts([items[i].text for i in chunks])
             clip_vectors.update(zip(chunks, vectors, strict=True))
         texted = [i for i, item in enumerate(items) if item.text.strip()]
         text_vectors = dict(zip(texted, self.text.embed([items[i].text for i in texted]), strict=True))
         now = datetime.now(timezone.utc)
-        for i, (candidate, result, item) in enumerate(entries):
+        for i, (candidate, result, item, n_items) in enumerate(entries):
             vector = {CLIP_VECTOR: clip_vectors[i].tolist()}
             if i in text_vectors:
                 vector[TEXT_VECTOR] = text_vectors[i].tolist()
             write(
                 wvc.data.DataObject(
-                    properties=_properties(candidate, result, item, now, self.describe),
-                    uuid=object_id(str(candidate.path), result.sha256, item.locator),
+                    properties=_properties(candidate, result, item, n_items, now, self.describe),
+                    uuid=object_id(candidate.key, result.sha256, item.locator),
                     vector=vector,
                 )
             )
-        return len(entries)
+        for item in items:  # written: the pixels are not needed any more
+            item.pixels = None
 
     def _add_descriptions(self, items: list[Item]) -> None:
+        items = [item for item in items if item.image is not None]
         if not items or self.describe is None:
             return
         for item, description in zip(items, self.describe([item.image for item in items]), strict=True):
             item.text = f"{item.text}\n{description}".strip() if description else item.text
 
     def _prune(self, paths: Sequence[Path], candidates: list[Candidate], inventory: dict[str, Any]) -> int:
-        present = {str(c.path) for c in candidates}
-        roots = [str(Path(p).resolve()) for p in paths]
+        present = {c.key for c in candidates}
+        roots = [display_path(Path(p).expanduser().resolve()) for p in paths]
         gone = [
             source
             for source in inventory
@@ -227,43 +307,128 @@ class Indexer:
         return self.store.delete_sources(gone)
 
 
-def discover(paths: Sequence[Path]) -> tuple[list[Candidate], list[tuple[str, str]]]:
-    """Files under the given paths (hidden ones skipped), minus image sidecars and images shown by documents."""
-    failures: list[tuple[str, str]] = []
+def _extract_job(job: Job, options: ExtractOptions) -> FileResult:
+    return extract_file(job.candidate.path, job.sha256, options, job.pages, job.final)
+
+
+def plan_jobs(todo: Sequence[tuple[Candidate, str]], max_pages: int) -> list[Job]:
+    """One job per file, but long PDFs in parts of PART_PAGES pages."""
+    jobs = []
+    for candidate, sha in todo:
+        pages = pdf_page_count(candidate.path) if candidate.path.suffix.lower() in PDF_SUFFIXES else None
+        if pages is None or pages <= PART_PAGES:
+            jobs.append(Job(candidate, sha))
+            continue
+        last = min(pages, max_pages)
+        starts = range(1, last + 1, PART_PAGES)
+        jobs += [Job(candidate, sha, (s, s + PART_PAGES), final=s + PART_PAGES > last) for s in starts]
+    return jobs
+
+
+@dataclass
+class Found:
+    """What `discover` found under the given paths."""
+
+    candidates: list[Candidate]
+    failures: list[tuple[str, str]]
+    warnings: list[tuple[str, str]]
+    roots: tuple[Path, ...]
+    """The indexed folders (a file's own folder when a file was given), plus the allowed extra ones."""
+
+
+def discover(paths: Sequence[Path], max_nesting: int = 64, extra_roots: Sequence[Path] = ()) -> Found:
+    """Files under the given paths (hidden ones skipped), minus image sidecars and images shown by documents.
+
+    Folders are walked without following symlinked folders, at most `max_nesting` deep; a symlinked file counts
+    only when it points inside the indexed folders (or `extra_roots`)."""
+    found = Found([], [], [], ())
     files: list[tuple[Path, Path]] = []
+    roots: list[Path] = []
     for given in paths:
-        path = Path(given).expanduser().resolve()
+        try:
+            path = Path(given).expanduser().resolve()
+        except (OSError, RuntimeError) as e:
+            found.failures.append((display_path(given), f"cannot resolve: {e}"))
+            continue
         if path.is_dir():
-            root = path
-            files += [(p, root) for p in sorted(path.rglob("*")) if p.is_file() and not _hidden(p, root)]
+            roots.append(path)
+            files += [(p, path) for p in _walk(path, max_nesting, found)]
         elif path.is_file():
+            roots.append(path.parent)
             files.append((path, path.parent))
         else:
-            failures.append((str(given), "no such file or directory"))
-    linked: dict[Path, tuple[Path, ...]] = {}
-    for path, _ in files:
-        linked[path] = _linked(path)
+            found.failures.append((display_path(given), "no such file or directory"))
+    found.roots = tuple(roots) + tuple(extra_roots)
+    files = [(p, root) for p, root in files if _confined(p, found)]
+    linked = {path: _linked(path, found.roots) for path, _ in files}
     shown = {image for images in linked.values() for image in images}
     captions = {side for path, _ in files if path.suffix.lower() in IMAGE_SUFFIXES for side in sidecars(path)}
-    candidates = []
-    for path, root in files:
+    for path, root in sorted(files):
         if path in shown or path in captions:
             continue
         depends = tuple(sidecars(path)) if path.suffix.lower() in IMAGE_SUFFIXES else linked[path]
-        candidates.append(Candidate(path, root, depends))
-    return candidates, failures
+        found.candidates.append(Candidate(path, root, depends))
+    return found
 
 
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
+def _walk(root: Path, max_nesting: int, found: Found) -> Iterator[Path]:
+    """Regular files below `root` (iterative, so no depth can exhaust the stack); hidden names skipped."""
+    stack = [(root, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listed = sorted(entries, key=lambda e: e.name)
+        except OSError as e:
+            found.failures.append((display_path(folder), failure_reason(e)))
+            continue
+        for entry in listed:
+            if entry.name.startswith("."):
+                continue
+            path = folder / entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if depth + 1 >= max_nesting:
+                        found.failures.append(
+                            (display_path(path), f"folder nested deeper than {max_nesting} (MMRAG_MAX_NESTING)")
+                        )
+                    else:
+                        stack.append((path, depth + 1))
+                elif entry.is_symlink() and entry.is_dir():
+                    found.warnings.append((display_path(path), "symlinked folder not followed"))
+                elif entry.is_file():
+                    yield path
+                elif entry.is_symlink():
+                    found.failures.append((display_path(path), "broken symlink"))
+                else:
+                    found.failures.append((display_path(path), "not a regular file"))
+            except OSError as e:
+                found.failures.append((display_path(path), failure_reason(e)))
 
 
-def _linked(path: Path) -> tuple[Path, ...]:
-    if path.suffix.lower() not in (".md", ".markdown", ".html", ".htm") or path.suffix.lower() in SIDECAR_SUFFIXES:
+def _confined(path: Path, found: Found) -> bool:
+    """A symlinked file counts only when it points inside the indexed folders."""
+    if not path.is_symlink():
+        return True
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        found.failures.append((display_path(path), "broken symlink"))
+        return False
+    if inside(target, found.roots):
+        return True
+    found.failures.append(
+        (display_path(path), "symlink to a file outside the indexed folders (MMRAG_EXTRA_ROOTS allows more)")
+    )
+    return False
+
+
+def _linked(path: Path, roots: Sequence[Path]) -> tuple[Path, ...]:
+    if path.suffix.lower() not in (".md", ".markdown", ".html", ".htm"):
         return ()
     try:
-        return tuple(linked_images(path, path.read_bytes().decode("utf-8-sig")))
-    except (OSError, UnicodeDecodeError):
+        return tuple(linked_images(path, path.read_bytes().decode("utf-8-sig"), roots))
+    except Exception:
         return ()  # extraction reports the problem
 
 
@@ -277,25 +442,24 @@ def _hash_all(candidates: list[Candidate], report: IndexReport) -> Iterator[tupl
     with ThreadPoolExecutor(max_workers=4) as pool:
         for candidate, sha in zip(candidates, pool.map(digest, candidates), strict=True):
             if isinstance(sha, Exception):
-                reason = "permission denied" if isinstance(sha, PermissionError) else f"cannot read: {sha}"
-                report.failures.append((str(candidate.path), reason))
+                report.failures.append((candidate.key, failure_reason(sha)))
             else:
                 yield candidate, sha
 
 
 def _properties(
-    candidate: Candidate, result: FileResult, item: Item, now: datetime, describer: Describer | None
+    candidate: Candidate, result: FileResult, item: Item, n_items: int, now: datetime, describer: Describer | None
 ) -> dict[str, Any]:
     properties: dict[str, Any] = {
         "kind": item.kind,
         "source": candidate.relative,
-        "source_path": str(candidate.path),
+        "source_path": candidate.key,
         "page": item.page,
         "chunk": item.chunk,
         "text": item.text,
         "content_sha256": item.content_sha256,
         "file_sha256": result.sha256,
-        "n_items": len(result.items),
+        "n_items": n_items,
         "size": result.size,
         "mtime": datetime.fromtimestamp(result.mtime, timezone.utc),
         "created": now,
@@ -303,6 +467,6 @@ def _properties(
     }
     if describer is not None and item.kind == "image":
         properties["describer"] = describer.name
-    if item.image is not None:
-        properties |= {"width": item.image.width, "height": item.image.height, "thumbnail": item.thumbnail}
+    if item.size is not None:
+        properties |= {"width": item.size[0], "height": item.size[1], "thumbnail": item.thumbnail}
     return properties

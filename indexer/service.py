@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.embedders import ClipEmbedder, TextEmbedder, embedders_for
+from indexer.extract import ExtractOptions
 from indexer.pipeline import Indexer, IndexReport, Progress
 from indexer.store import Store
 from mmrag.client import connect
@@ -34,7 +35,14 @@ def index_paths(
 
         describer = describer_for(settings)
     with connect(settings) as client:
-        indexer = Indexer(Store(client, settings.collection), clip, text, workers=workers, describe=describer)
+        indexer = Indexer(
+            Store(client, settings.collection),
+            clip,
+            text,
+            options=ExtractOptions.from_settings(settings),
+            workers=workers,
+            describe=describer,
+        )
         if callable(progress):
             return indexer.run(paths, prune=prune, progress=progress)
         if not progress:

@@ -174,7 +174,8 @@ class Store:
                 state = states[str(p["source_path"])]
                 sha = str(p["file_sha256"])
                 state.counts[sha] += 1
-                state.expected[sha] = int(p["n_items"] or 0)
+                # a long file's earlier parts are written with 0 (total unknown yet); its last part holds the total
+                state.expected[sha] = max(state.expected.get(sha, 0), int(p["n_items"] or 0))
                 if p["kind"] == "image":
                     state.describers.add(p.get("describer"))
 
@@ -205,6 +206,11 @@ class Store:
         where = Filter.by_property("source_path").equal(source_path) & Filter.by_property("file_sha256").not_equal(
             sha256
         )
+        return self.delete_where(where)
+
+    def delete_version(self, source_path: str, sha256: str) -> int:
+        """Delete the objects of one version of a source (parts of a file that then failed)."""
+        where = Filter.by_property("source_path").equal(source_path) & Filter.by_property("file_sha256").equal(sha256)
         return self.delete_where(where)
 
     def delete_sources(self, source_paths: Iterable[str]) -> int:

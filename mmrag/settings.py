@@ -69,6 +69,27 @@ class Settings(BaseSettings):
         description="CLIP cosine similarity for an image to count as relevant (default 0.22; off when tiny).",
     )
     max_upload_mb: int = Field(50, ge=1, description="Largest file the UI accepts.")
+    extra_roots: str = Field(
+        "",
+        description="Folders (separated by `:`) that document links and symlinks may point into, besides the "
+        "indexed ones.",
+    )
+    max_image_megapixels: float = Field(64, gt=0, description="Larger images are refused (decompression bombs).")
+    max_aspect_ratio: float = Field(
+        50, ge=1, description="Images longer than this many times their width (or the reverse) are refused."
+    )
+    max_pdf_pages: int = Field(2000, ge=1, description="Pages read per PDF; later pages are reported and skipped.")
+    max_page_objects: int = Field(
+        20000, ge=1, description="Drawing objects scanned per PDF page for figures; beyond, the page's figures skip."
+    )
+    max_nesting: int = Field(64, ge=2, description="Deepest nesting of JSON, HTML/Markdown and folders.")
+    max_text_mb: float = Field(10, gt=0, description="Text read per file; the rest is reported and left out.")
+    file_timeout_s: float = Field(
+        300, gt=0, description="Time one file may take to extract; a slower one is reported and skipped."
+    )
+
+    def extra_root_paths(self) -> tuple[Path, ...]:
+        return tuple(Path(p).expanduser().resolve() for p in self.extra_roots.split(os.pathsep) if p.strip())
 
     @property
     def image_threshold(self) -> float | None:
