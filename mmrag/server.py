@@ -4,14 +4,20 @@ The server runs detached from the command that starts it, so `mmrag weaviate sta
 (index, ask, the UI) share it. Its state lives in ``<data_dir>/weaviate``: the database, ``server.json`` (pid and
 ports) and ``server.log``.
 
-Weaviate's REST API binds to 127.0.0.1, but its gRPC API and internal cluster ports have no bind-address setting
-and listen on every interface. So the local server does not allow anonymous access: it requires an API key that is
-generated on first start and kept (mode 0600) in the data dir, where only this user's mmrag reads it.
+Its listeners (Weaviate 1.39's source): the REST API binds `--host` 127.0.0.1; gossip (memberlist, TCP and UDP),
+raft and raft's internal RPC bind CLUSTER_BIND_ADDR 127.0.0.1. Two have no bind-address setting and listen on every
+interface: the public gRPC API (GRPC_PORT), which requires the API key like REST, and the internal cluster API
+(CLUSTER_DATA_BIND_PORT, HTTP and gRPC on one port: objects, shards, schema), which requires HTTP basic auth
+(CLUSTER_BASIC_AUTH_USERNAME/PASSWORD). Both secrets are generated on first start and kept (mode 0600) in the data
+dir, where only this user's mmrag reads them. The pprof and Prometheus listeners are off. Gossip and raft have no
+authentication at all: loopback keeps them from other machines, not from other users of this one.
+`listening_sockets` and `probe_without_credentials` show what each port answers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import platform
@@ -19,12 +25,13 @@ import secrets
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tarfile
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +46,12 @@ GO_PACKAGE = "github.com/weaviate/weaviate/cmd/weaviate-server"
 RELEASE_URL = "https://github.com/weaviate/weaviate/releases/download/v{v}/weaviate-v{v}-{system}-{machine}.{ext}"
 DOCKER_HINT = (
     "Or run Weaviate with Docker instead: `docker compose up -d weaviate`, then "
-    "`export MMRAG_WEAVIATE_URL=http://localhost:8080 MMRAG_WEAVIATE_API_KEY=<key from docker-compose.yml>`."
+    "`export MMRAG_WEAVIATE_URL=http://localhost:8080 MMRAG_WEAVIATE_API_KEY=<your WEAVIATE_API_KEY>`."
 )
+INHERITED_ENVIRONMENT = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ")
+"""The only variables the local server inherits from the command that starts it: no cloud keys, no mmrag secrets."""
+CLUSTER_USER = "mmrag-cluster"
+"""User name of the internal cluster API's basic auth (the password is generated, see `LocalWeaviate`)."""
 
 
 def binary_path(cache_dir: Path, version: str = WEAVIATE_VERSION) -> Path:
@@ -137,14 +148,17 @@ class LocalWeaviate:
     def key_file(self) -> Path:
         return self.root / "api-key"
 
+    @property
+    def cluster_password_file(self) -> Path:
+        return self.root / "cluster-password"
+
     def api_key(self) -> str:
-        """The local server's API key, created (0600) on first use."""
-        if not self.key_file.exists():
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(32))
-        return self.key_file.read_text().strip()
+        """The local server's API key (REST and gRPC), created (0600) on first use."""
+        return _secret(self.key_file)
+
+    def cluster_password(self) -> str:
+        """The internal cluster API's password for user `CLUSTER_USER`, created (0600) on first use."""
+        return _secret(self.cluster_password_file)
 
     def status(self) -> ServerState:
         pid, http_port, grpc_port = self._recorded()
@@ -172,7 +186,7 @@ class LocalWeaviate:
         ):
             if not _port_free(port):
                 raise ServerStartError(f"port {port} on 127.0.0.1 is in use: free it or set {name} to another port")
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         argv = [
             str(self.binary),
             "--host",
@@ -224,10 +238,14 @@ class LocalWeaviate:
             return None, self.http_port, self.grpc_port
 
     def _environment(self) -> dict[str, str]:
+        """The server's whole environment: INHERITED_ENVIRONMENT and its settings, nothing else of ours."""
+        inherited = {name: os.environ[name] for name in INHERITED_ENVIRONMENT if name in os.environ}
+        return inherited | self._settings()
+
+    def _settings(self) -> dict[str, str]:
         gossip = _free_port_block(4)  # gossip, data (= gossip + 1), raft, raft rpc: as weaviate's embedded mode
         hostname = f"mmrag_{self.http_port}"
         return {
-            **os.environ,
             "PERSISTENCE_DATA_PATH": str(self.root / "data"),
             "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false",
             "AUTHENTICATION_APIKEY_ENABLED": "true",
@@ -235,6 +253,9 @@ class LocalWeaviate:
             "AUTHENTICATION_APIKEY_USERS": "mmrag",
             "AUTHORIZATION_ADMINLIST_ENABLED": "false",
             "GRPC_PORT": str(self.grpc_port),
+            # The cluster API listens on every interface, with no bind-address setting: basic auth guards it.
+            "CLUSTER_BASIC_AUTH_USERNAME": CLUSTER_USER,
+            "CLUSTER_BASIC_AUTH_PASSWORD": self.cluster_password(),
             "CLUSTER_IN_LOCALHOST": "true",
             "CLUSTER_BIND_ADDR": "127.0.0.1",
             "CLUSTER_ADVERTISE_ADDR": "127.0.0.1",
@@ -309,17 +330,34 @@ def _reap(pid: int | None) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+def _secret(path: Path) -> str:
+    """The secret kept in `path`, created (mode 0600, never over an existing file) on first use."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    secret = path.read_text().strip()
+    if not secret:
+        raise ServerStartError(f"{path} is empty: delete it and a new secret is generated")
+    return secret
+
+
 def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # gRPC binds all interfaces
-        try:
-            s.bind(("0.0.0.0", port))
-        except OSError:
-            return False
+    """True unless something listens on `port` at 127.0.0.1 or on every interface (where gRPC binds).
+
+    SO_REUSEADDR, as servers set it: the TIME-WAIT connections a crashed server leaves behind do not hold the port.
+    """
+    for host in ("127.0.0.1", "0.0.0.0"):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError:
+                return False
     return True
 
 
@@ -336,3 +374,135 @@ def _free_port_block(n: int) -> int:
         if first + n <= 65535 and all(_port_free(first + i) for i in range(n)):
             return first
     raise ServerStartError(f"no block of {n} free ports found on 127.0.0.1")
+
+
+@dataclass(frozen=True)
+class ListeningSocket:
+    """A TCP port a process listens on, with the address it is bound to ("0.0.0.0" or "::": every interface)."""
+
+    address: str
+    port: int
+
+    @property
+    def loopback_only(self) -> bool:
+        ip = ipaddress.ip_address(self.address)
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        return ip.is_loopback
+
+
+def listening_sockets(pid: int) -> list[ListeningSocket]:
+    """The TCP ports process `pid` listens on, with their bind addresses, sorted by port (Linux only).
+
+    Matches the socket inodes in /proc/<pid>/fd with the LISTEN rows of the process's /proc/<pid>/net/tcp and tcp6.
+    UDP is left out (Weaviate's only UDP socket is gossip's, on the gossip TCP port's address and number).
+    Raises OSError when /proc/<pid> cannot be read: no such process, or another user's.
+    """
+    inodes = _socket_inodes(pid)
+    found = {
+        ListeningSocket(address, port)
+        for table in ("tcp", "tcp6")
+        for address, port, inode in _listen_rows(Path(f"/proc/{pid}/net/{table}"))
+        if inode in inodes
+    }
+    return sorted(found, key=lambda s: (s.port, s.address))
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed since the listing
+            target = str(fd.readlink())
+            if target.startswith("socket:["):
+                inodes.add(int(target[len("socket:[") : -1]))
+    return inodes
+
+
+def _listen_rows(table: Path) -> Iterator[tuple[str, int, int]]:
+    """(address, port, inode) of each LISTEN row of a /proc/net/tcp or tcp6 table."""
+    if not table.exists():  # no IPv6
+        return
+    for line in table.read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] != "0A":  # TCP_LISTEN
+            continue
+        address, port = fields[1].split(":")
+        yield _proc_address(address), int(port, 16), int(fields[9])
+
+
+def _proc_address(hex_words: str) -> str:
+    """An address as /proc/net/tcp writes it: 32-bit words of network-order bytes, printed as host-order numbers."""
+    words = (int(hex_words[i : i + 8], 16) for i in range(0, len(hex_words), 8))
+    return str(ipaddress.ip_address(b"".join(struct.pack("=I", w) for w in words)))
+
+
+HTTP_PROBES = (
+    ("GET", "/v1/schema", "/v1/schema"),
+    ("GET", "/v1/nodes?output=verbose", "/v1/nodes"),
+    ("GET", "/nodes/status?output=verbose", "/nodes/status"),
+    ("GET", "/cluster/users/db/", "/cluster/users/db"),
+    ("DELETE", "/indices/Probe/shards/probe/objects/00000000-0000-0000-0000-000000000000", "/indices/.../objects/..."),
+)
+"""(method, path, label): requests to the REST API (/v1/...) and to the internal cluster API that need credentials."""
+GRPC_PROBES = (
+    ("/weaviate.v1.Weaviate/Search", b"", "Search"),
+    ("/weaviate.internal.cluster.ClusterService/Query", b"\x08\x02", "raft ClusterService.Query(schema)"),
+)
+"""(method, serialized request, label): Weaviate's public gRPC API, then raft's internal RPC (a read-only call)."""
+
+
+def probe_without_credentials(host: str, port: int, timeout: float = 2.0) -> str:
+    """What `host:port` answers a client without credentials, in a few words (for a table of listeners).
+
+    An HTTP port: the status of each of HTTP_PROBES, e.g. "HTTP 401: GET /v1/schema, ...". Else a gRPC port: the
+    status and message (or the answer's size) of the first of GRPC_PROBES it implements; Weaviate refuses a missing
+    API key with "UNKNOWN (extract auth: unauthorized ...)", not UNAUTHENTICATED. Else what the raw TCP port does:
+    raft and gossip speak their own binary protocols. Nothing listening: "refused (...)".
+    """
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        return f"refused ({e.strerror or type(e).__name__})"
+    return _probe_http(host, port, timeout) or _probe_grpc(host, port, timeout) or _probe_tcp(host, port, timeout)
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _probe_http(host: str, port: int, timeout: float) -> str | None:
+    by_status: dict[int, list[str]] = {}
+    with httpx.Client(base_url=f"http://{_netloc(host, port)}", timeout=timeout, trust_env=False) as http:
+        for method, path, label in HTTP_PROBES:
+            try:
+                status = http.request(method, path).status_code
+            except httpx.HTTPError:  # not HTTP/1.1: gRPC, raft, gossip
+                return None
+            by_status.setdefault(status, []).append(f"{method} {label}")
+    return "HTTP " + "; ".join(f"{status}: {', '.join(calls)}" for status, calls in sorted(by_status.items()))
+
+
+def _probe_grpc(host: str, port: int, timeout: float) -> str | None:
+    import grpc  # a dependency of weaviate-client; only this probe needs it
+
+    with grpc.insecure_channel(_netloc(host, port), options=[("grpc.enable_http_proxy", 0)]) as channel:
+        for method, request, label in GRPC_PROBES:
+            try:
+                reply = channel.unary_unary(method)(request, timeout=timeout)
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    continue
+                if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    return None  # no HTTP/2 here
+                return f"gRPC {label}: {e.code().name} ({(e.details() or '')[:60]})"
+            return f"gRPC {label}: answered without credentials ({len(reply)} bytes)"
+    return "gRPC: UNIMPLEMENTED for " + ", ".join(label for _, _, label in GRPC_PROBES)
+
+
+def _probe_tcp(host: str, port: int, timeout: float) -> str:
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        try:
+            first = s.recv(64)
+        except TimeoutError:
+            return "TCP, not HTTP or gRPC: accepts a connection and waits, silent"
+    return f"TCP, not HTTP or gRPC: sends {len(first)} bytes unasked" if first else "TCP, not HTTP or gRPC: hangs up"

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 import weaviate.classes as wvc
 
-from mmrag.client import connect
+from mmrag.client import connect, local_server
 from mmrag.errors import ServerStartError
 from mmrag.server import LocalWeaviate, binary_path, free_port
 from mmrag.settings import Settings
@@ -60,6 +63,34 @@ def test_start_status_stop_and_data_survives_restart(own_settings: Settings) -> 
             assert obj.vector["default"] == pytest.approx([1.0, 0.0, 0.5])
     finally:
         assert "stopped" in mmrag(env, "weaviate", "stop").stdout
+
+
+def test_start_right_after_a_crash_is_quick_and_keeps_the_data(own_settings: Settings) -> None:
+    # A crash leaves the server's connections in TIME-WAIT for a minute; they must not count as "port in use".
+    server = local_server(own_settings)
+    pid = server.start().pid
+    assert pid is not None
+    with connect(own_settings, start_local=False) as client:
+        collection = client.collections.create(
+            own_settings.collection,
+            vector_config=wvc.config.Configure.Vectors.self_provided(),
+            properties=[wvc.config.Property(name="text", data_type=wvc.config.DataType.TEXT)],
+        )
+        uid = collection.data.insert({"text": "kept"}, vector=[1.0, 0.0, 0.5])
+        for _ in range(3):  # open connections on the REST and the gRPC port
+            assert client.is_ready() and len(collection.query.fetch_objects(limit=5).objects) == 1
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+    started = time.monotonic()
+    try:
+        assert server.start(timeout=60).ready
+        assert time.monotonic() - started < 20
+        with connect(own_settings, start_local=False) as client:
+            obj = client.collections.use(own_settings.collection).query.fetch_object_by_id(uid)
+            assert obj is not None and obj.properties["text"] == "kept"
+    finally:
+        server.stop()
 
 
 def test_anonymous_requests_are_refused(weaviate_server: LocalWeaviate) -> None:
