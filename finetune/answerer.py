@@ -48,11 +48,15 @@ class ChartAnswerer:
         return [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
     def add_adapter(self, adapter_dir: Path, base_model: str) -> AdapterManifest:
-        """Put an mmrag adapter on the model, after checking it was trained on this base and prompt style."""
+        """Put an mmrag adapter on the model, after checking it was trained on this base and prompt style and that
+        its weights are safetensors (ManifestError, AdapterError: a pickle is never handed to peft)."""
         from peft import PeftModel
+
+        from rag_app.adapters import check_weights
 
         manifest = AdapterManifest.load(adapter_dir)
         manifest.check_compatible(base_model, PROMPT_STYLE)
+        check_weights(adapter_dir)
         self.model = PeftModel.from_pretrained(self.model, str(adapter_dir), is_trainable=False)
         self.model.eval()
         return manifest

@@ -97,12 +97,14 @@ def validate(
     """Check a dataset file; every defect is printed with its line, and the exit status is 1 if there is any."""
     from finetune.samples import DatasetError
     from finetune.validate import load_processor, validate_file
+    from mmrag.settings import load_settings
 
     if not file.is_file():
         raise DatasetError(f"{file} does not exist")
     processor, model_max = load_processor(_base(base))
     limit = min(max_length, model_max) if model_max else max_length
-    report = validate_file(file, processor=processor, max_length=limit, image_root=images)
+    max_pixels = int(load_settings().max_image_megapixels * 1_000_000)
+    report = validate_file(file, processor=processor, max_length=limit, image_root=images, max_pixels=max_pixels)
     for issue in report.issues:
         out.print(issue.format(file), highlight=False, markup=False)
     summary = (
@@ -195,12 +197,13 @@ def evaluate(
     from finetune.evaluate import evaluate as run_eval
 
     _quiet_warnings()
-    adapter_dir = _local_adapter(adapter) if adapter else None
+    base_model = _base(base)
+    adapter_dir = _adapter_dir(adapter, base_model) if adapter else None
     n = len(closed_samples(data_dir, "test", limit)) * (2 if adapter_dir else 1)
     with _progress("answering", n) as advance:
         report = run_eval(
             data_dir,
-            _base(base),
+            base_model,
             _device(device),
             adapter_dir=adapter_dir,
             limit=limit,
@@ -215,14 +218,12 @@ def evaluate(
     err.print(f"report: {json_path}, plot: {png_path}")
 
 
-def _local_adapter(adapter: str) -> Path:
-    if not adapter.startswith("s3://"):
-        return Path(adapter)
-    from finetune.s3 import S3Uri, pull
+def _adapter_dir(source: str, base_model: str) -> Path:
+    """The adapter at `source` (a dir, or s3:// pulled into the cache), checked exactly as `mmrag ask` checks it."""
     from mmrag.settings import load_settings
+    from rag_app.adapters import resolve_adapter
 
-    uri = S3Uri.parse(adapter)
-    return pull(adapter, load_settings().cache_dir.joinpath("adapters", uri.bucket, *uri.prefix.split("/")))
+    return resolve_adapter(source, base_model, load_settings().cache_dir)
 
 
 def _print_report(report: EvalReport) -> None:

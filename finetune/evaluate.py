@@ -121,9 +121,15 @@ def evaluate(
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
 ) -> EvalReport:
-    """Answer the split's questions with the base model, then with the adapter on it, and score both."""
-    from finetune.answerer import load_answerer
+    """Answer the split's questions with the base model, then with the adapter on it, and score both.
 
+    An unusable adapter (another base, no safetensors weights) is refused (AdapterError) before any model loads.
+    """
+    from finetune.answerer import load_answerer
+    from rag_app.adapters import check_adapter
+
+    if adapter_dir is not None:
+        check_adapter(adapter_dir, base_model)
     samples = closed_samples(data_dir, split, limit)
     answerer = load_answerer(base_model, device)
     answers = {"base": _answer_all(answerer, data_dir, samples, batch_size, progress)}

@@ -41,11 +41,14 @@ class AdapterManifest:
         path = adapter_dir / MANIFEST_NAME
         try:
             data = json.loads(path.read_text())
-            return cls(**data)
+            manifest = cls(**data)
         except FileNotFoundError as e:
             raise ManifestError(f"{adapter_dir} is not an mmrag adapter: {MANIFEST_NAME} is missing") from e
-        except (json.JSONDecodeError, TypeError) as e:
-            raise ManifestError(f"{path} is not a valid adapter manifest: {e}") from e
+        except (ValueError, TypeError, RecursionError) as e:  # bad JSON, too deep, huge numbers, wrong fields
+            raise ManifestError(f"{path} is not a valid adapter manifest: {' '.join(str(e).split())[:200]}") from e
+        if not isinstance(manifest.base_model, str) or not isinstance(manifest.prompt_style, str):
+            raise ManifestError(f"{path} is not a valid adapter manifest: base_model and prompt_style must be text")
+        return manifest
 
     def check_compatible(self, base_model: str, prompt_style: str) -> None:
         """Refuse an adapter trained on another base model or with another prompt style."""

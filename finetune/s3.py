@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmrag.errors import MmragError
@@ -36,17 +37,28 @@ class ChecksumMismatchError(S3Error):
     """A downloaded file differs from what was pushed."""
 
 
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+_UNSAFE_CHARS = re.compile(r"[\\\x00-\x1f\x7f]")
+
+
 @dataclass(frozen=True)
 class S3Uri:
     bucket: str
     prefix: str
+    """Plain parts joined by ``/`` (see `plain_parts`), or empty: it maps to a path below any local dir."""
 
     @classmethod
     def parse(cls, uri: str) -> S3Uri:
-        if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        prefix = prefix.strip("/")
+        if not uri.startswith("s3://") or not _BUCKET.fullmatch(bucket):
             raise S3Error(f"not an S3 URI: {uri!r} (expected s3://bucket/prefix)")
-        bucket, _, prefix = uri[5:].partition("/")
-        return cls(bucket, prefix.strip("/"))
+        if prefix and not plain_parts(prefix):
+            raise S3Error(
+                f"refusing S3 URI {uri!r}: a part of its prefix is empty, '.' or '..', or holds a backslash or a "
+                "control character"
+            )
+        return cls(bucket, prefix)
 
     def key(self, relative: str) -> str:
         return f"{self.prefix}/{relative}" if self.prefix else relative
@@ -81,24 +93,20 @@ def pull(uri: str, dest: Path, *, part_size: int = DEFAULT_PART_SIZE, client: An
     source = S3Uri.parse(uri)
     s3 = client or _client()
     response = _call(uri, s3.get_object, Bucket=source.bucket, Key=source.key(INDEX_NAME))
-    raw = _call(uri, response["Body"].read)
-    try:
-        index: dict[str, dict[str, Any]] = json.loads(raw)["files"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise S3Error(f"{uri}/{INDEX_NAME} is not a valid index") from e
+    index = _index(uri, _call(uri, response["Body"].read))
     dest.mkdir(parents=True, exist_ok=True)
+    finals = {relative: _destination(dest, relative) for relative in index}  # all checked before any download
     transfer = _transfer_config(part_size)
     with tempfile.TemporaryDirectory(dir=dest, prefix=".pull-") as tmp:
         fetched: list[tuple[Path, Path]] = []
-        for relative, entry in sorted(index.items()):
-            final = dest / _safe_relative(relative)
-            if final.is_file() and _sha256(final) == entry["sha256"]:
+        for relative, sha256 in sorted(index.items()):
+            final = finals[relative]
+            if final.is_file() and _sha256(final) == sha256:
                 continue
-            part = Path(tmp) / relative
+            part = Path(tmp).joinpath(*relative.split("/"))
             part.parent.mkdir(parents=True, exist_ok=True)
-            key = source.key(relative)
-            _call(uri, s3.download_file, source.bucket, key, str(part), Config=transfer)
-            if _sha256(part) != entry["sha256"]:
+            _call(uri, s3.download_file, source.bucket, source.key(relative), str(part), Config=transfer)
+            if _sha256(part) != sha256:
                 raise ChecksumMismatchError(f"{uri}/{relative}: sha256 differs from the pushed file")
             fetched.append((part, final))
         for part, final in fetched:
@@ -121,12 +129,43 @@ def _files(local_dir: Path) -> dict[str, Path]:
     return files
 
 
-def _safe_relative(relative: str) -> Path:
-    """A key's path below the destination; refuses absolute paths and ``..`` (a hostile index)."""
-    path = PurePosixPath(relative)
-    if path.is_absolute() or ".." in path.parts or not path.parts:
-        raise S3Error(f"refusing to write {relative!r} outside the destination")
-    return Path(*path.parts)
+def plain_parts(relative: str) -> list[str] | None:
+    """The ``/``-separated parts of `relative` when each is a plain name, else None.
+
+    A plain name is not empty, ``.`` or ``..`` and holds no backslash or control character, so the parts joined
+    below a dir stay below it on any OS; an absolute name (empty first part) is not plain.
+    """
+    parts = relative.split("/")
+    plain = all(p and p not in (".", "..") and not _UNSAFE_CHARS.search(p) for p in parts)
+    return parts if plain else None
+
+
+def _index(uri: str, raw: bytes) -> dict[str, str]:
+    """File name -> sha256 from the index `push` wrote; S3Error for a malformed or hostile one."""
+    try:
+        files = json.loads(raw)["files"]
+        index = {name: entry["sha256"] for name, entry in files.items()}
+    except (ValueError, RecursionError, KeyError, TypeError, AttributeError) as e:
+        raise S3Error(f"{uri}/{INDEX_NAME} is not a valid index") from e
+    folders: set[str] = set()
+    for name, sha256 in index.items():
+        parts = plain_parts(name)
+        if parts is None:
+            raise S3Error(f"{uri}/{INDEX_NAME}: refusing file name {name!r} (a path outside the destination?)")
+        if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", sha256):
+            raise S3Error(f"{uri}/{INDEX_NAME}: {name!r} has no valid sha256")
+        folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    if clash := sorted(folders & index.keys()):
+        raise S3Error(f"{uri}/{INDEX_NAME}: {clash[0]!r} is both a file and a folder")
+    return index
+
+
+def _destination(dest: Path, relative: str) -> Path:
+    """Where the index's file `relative` goes: a path that resolves (symlinks followed) inside `dest`."""
+    final = dest.joinpath(*relative.split("/"))
+    if not final.resolve().is_relative_to(dest.resolve()):
+        raise S3Error(f"refusing to write {relative!r}: it resolves outside {dest}")
+    return final
 
 
 def _sha256(path: Path) -> str:

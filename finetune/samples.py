@@ -82,7 +82,8 @@ def iter_json_records(path: Path) -> Iterator[tuple[int, Any]]:
     if text.lstrip().startswith("["):
         yield from _array_items(path, text)
         return
-    for number, line in enumerate(text.splitlines(), start=1):
+    # JSONL records end at "\n" only: U+2028, U+0085 and friends may stand inside a record's strings
+    for number, line in enumerate(text.split("\n"), start=1):
         if line.strip():
             try:
                 yield number, json.loads(line)

@@ -110,7 +110,10 @@ class Settings(BaseSettings):
     @field_validator("data_dir", "cache_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
-        return value.expanduser()
+        try:
+            return value.expanduser()
+        except RuntimeError as e:  # "~nosuchuser/..."
+            raise ValueError(str(e)) from e
 
     @field_validator("weaviate_url", "weaviate_grpc_url", "adapter")
     @classmethod

@@ -1,10 +1,25 @@
-"""ChartQA relaxed accuracy, the metric `mmrag finetune eval` and the rag_app batch command report."""
+"""ChartQA relaxed accuracy (the metric `mmrag finetune eval` and the rag_app batch command report), and the
+adapters `mmrag finetune eval` refuses."""
 
 from __future__ import annotations
 
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from finetune.evaluate import relaxed_match
+from finetune.answerer import load_answerer
+from finetune.dataset import DataConfig, build_dataset
+from finetune.domains import load_domain
+from finetune.evaluate import evaluate, relaxed_match
+from finetune.manifest import AdapterManifest
+from mmrag.settings import Settings
+from mmrag.tiny import ensure_tiny_models, tiny_vlm_dir
+from rag_app.adapters import AdapterError
+from rag_app.prompts import PROMPT_STYLE
+from tests.conftest import CACHE_DIR, cli_env, run_cli
 
 CASES = [
     ("42", "42", True),
@@ -31,3 +46,67 @@ CASES = [
 @pytest.mark.parametrize(("prediction", "gold", "expected"), CASES)
 def test_relaxed_match(prediction: str, gold: str, expected: bool) -> None:
     assert relaxed_match(prediction, gold) is expected
+
+
+class _RunsCode:
+    """A pickle that runs code when loaded: it creates `marker` (what a hostile adapter_model.bin could do)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.touch, (self.marker,))
+
+
+@pytest.fixture(scope="module")
+def base() -> str:
+    ensure_tiny_models(CACHE_DIR)
+    return str(tiny_vlm_dir(CACHE_DIR))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("eval") / "data"
+    build_dataset(out, load_domain("science"), DataConfig(n_charts=11, seed=4, questions_per_chart=2))
+    return out
+
+
+@pytest.fixture
+def pickled_adapter(base: str, tmp_path: Path) -> Path:
+    """An adapter for the tiny base, with peft's pickle format instead of safetensors."""
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    AdapterManifest(base_model=base, prompt_style=PROMPT_STYLE).save(adapter)
+    config = {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+    (adapter / "adapter_config.json").write_text(json.dumps(config | {"base_model_name_or_path": base}))
+    (adapter / "adapter_model.bin").write_bytes(pickle.dumps(_RunsCode(tmp_path / "pickle-was-loaded")))
+    return adapter
+
+
+def test_eval_refuses_a_pickled_adapter_in_one_line(pickled_adapter: Path, data_dir: Path, tmp_path: Path) -> None:
+    env = cli_env(Settings(profile="tiny", cache_dir=CACHE_DIR, data_dir=tmp_path / "state", device="cpu"))
+    args = ("finetune", "eval", "--data", str(data_dir), "--adapter", str(pickled_adapter), "--limit", "1")
+    result = run_cli(env, *args)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: adapter") and "adapter_model.bin is a pickle and is never loaded" in line
+    assert not (tmp_path / "pickle-was-loaded").exists()
+
+
+def test_evaluate_refuses_a_pickled_adapter_before_loading_a_model(pickled_adapter: Path, base: str) -> None:
+    with pytest.raises(AdapterError, match=r"has no adapter_model\.safetensors"):
+        evaluate(pickled_adapter.parent / "no-data-needed", base, "cpu", adapter_dir=pickled_adapter)
+
+
+def test_the_answerer_never_hands_a_pickle_to_peft(pickled_adapter: Path, base: str, tmp_path: Path) -> None:
+    with pytest.raises(AdapterError, match="never loaded"):  # the SageMaker endpoint loads adapters this way
+        load_answerer(base, "cpu", pickled_adapter)
+    assert not (tmp_path / "pickle-was-loaded").exists()
+
+
+def test_eval_refuses_an_s3_adapter_that_would_escape_the_cache(aws_env: str, data_dir: Path, tmp_path: Path) -> None:
+    env = cli_env(Settings(profile="tiny", cache_dir=CACHE_DIR, data_dir=tmp_path / "state", device="cpu"))
+    result = run_cli(env, "finetune", "eval", "--data", str(data_dir), "--adapter", "s3://models/../../escaped")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "invalid adapter URI 's3://models/../../escaped'" in result.stderr
+    assert not (CACHE_DIR / "escaped").exists()

@@ -116,3 +116,22 @@ def test_bad_files_cost_nothing_already_indexed(settings: Settings, tmp_path: Pa
     assert collection_stats(settings)["objects"] == before + report.written
     folder = uploads_dir(settings.data_dir, settings.collection)
     assert sorted(p.name for p in folder.iterdir()) == ["headcount.png", "report.pdf", "truncated.png"]
+
+
+def test_a_long_non_ascii_name_is_cut_to_fit_the_file_system(tmp_path: Path) -> None:
+    name = "图表" * 150 + ".md"  # 900 bytes of UTF-8: more than a file name may hold
+    saved = save_upload(Upload(name, b"# notes"), tmp_path)
+    assert saved.parent == tmp_path and saved.name.startswith("图表图表") and saved.suffix == ".md"
+    assert len(saved.name.encode()) <= 255 and saved.read_bytes() == b"# notes"
+    other = save_upload(Upload(name, b"# other notes"), tmp_path)  # its -1 variant fits too
+    assert other.name.endswith("-1.md") and len(other.name.encode()) <= 255
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("chart.png/", "chart.png"), ("uploads/chart.png/.", "chart.png"), ("chart.ｐｎｇ", "chart.png")],
+)
+def test_the_suffix_checked_is_the_suffix_saved(name: str, expected: str, tmp_path: Path) -> None:
+    upload = Upload(name, image_bytes())
+    check_upload(upload, 1024 * 1024)
+    assert save_upload(upload, tmp_path) == tmp_path / expected

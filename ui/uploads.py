@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 import filetype
@@ -25,6 +25,8 @@ from mmrag.settings import Settings
 
 _UNSAFE = re.compile(r"[^\w.-]+")
 _MAX_STEM = 100
+_MAX_NAME_BYTES = 200
+"""UTF-8 bytes of a saved name: with save_upload's ``-N`` and its ``.NAME.part`` file, still under 255."""
 _TEXT_PROBE = 64 * 1024
 _SNIFFED_IMAGES = frozenset({"png", "jpg", "webp", "gif", "bmp", "tif"})
 
@@ -89,7 +91,7 @@ def sniff(data: bytes) -> str:
 
 def check_upload(upload: Upload, max_bytes: int) -> None:
     """Raise BadUploadError (with the reason) unless the file may be saved and indexed."""
-    suffix = Path(upload.name.replace("\\", "/")).suffix.lower()
+    suffix = Path(safe_name(upload.name)).suffix  # the suffix of the file as saved, so it is indexed as checked
     expected = family(suffix)
     if expected is None:
         supported = " ".join(sorted(SUPPORTED_SUFFIXES))
@@ -104,13 +106,18 @@ def check_upload(upload: Upload, max_bytes: int) -> None:
 
 
 def safe_name(name: str) -> str:
-    """A plain file name from whatever the browser sent: no folders, no hidden files, no odd characters."""
-    base = unicodedata.normalize("NFKC", name).replace("\\", "/").split("/")[-1]
+    """A plain file name from whatever the browser sent: no folders, no hidden files, no odd characters.
+
+    The name is the last part of any ``/`` or ``\\`` path (``a/chart.png/`` is ``chart.png``); its lower-cased
+    suffix is kept, and the stem is cut to 100 characters and to _MAX_NAME_BYTES in UTF-8.
+    """
+    base = PurePosixPath(unicodedata.normalize("NFKC", name).replace("\\", "/")).name
     suffix = Path(base).suffix.lower()
     if not re.fullmatch(r"\.[a-z0-9]{1,10}", suffix):
         suffix = ""
     stem = base[: len(base) - len(suffix)] if suffix else base
-    stem = re.sub(r"\.{2,}", ".", _UNSAFE.sub("_", stem)).strip("._- ")[:_MAX_STEM].rstrip("._- ")
+    stem = re.sub(r"\.{2,}", ".", _UNSAFE.sub("_", stem)).strip("._- ")[:_MAX_STEM]
+    stem = stem.encode()[: _MAX_NAME_BYTES - len(suffix)].decode("utf-8", "ignore").rstrip("._- ")
     return (stem or "upload") + suffix
 
 
