@@ -244,6 +244,8 @@ def _sidecar_text(path: Path, options: ExtractOptions) -> str:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise BadFileError(f"sidecar {path.name} is not valid JSON: {e.msg}") from e
+    except ValueError as e:  # e.g. an integer of more than 4,300 digits
+        raise BadFileError(f"sidecar {path.name} is not usable JSON: {str(e).split(';')[0]}") from e
     except RecursionError as e:
         raise BadFileError(f"sidecar {path.name} is nested too deeply") from e
     if _json_depth(data) > options.max_nesting:
@@ -294,12 +296,24 @@ def _read_text(path: Path, max_bytes: int, warnings: list[str] | None = None) ->
         data = data[:-1] if data and data[-1] >= 0xC0 else data
         if warnings is not None:
             warnings.append(f"text after the first {_size(max_bytes)} not indexed (MMRAG_MAX_TEXT_MB)")
-    if b"\0" in data and data.count(b"\0") > len(data) // 10:
+    encoding = _bom_encoding(data)
+    if encoding is None and data.count(b"\0") > len(data) // 10:
         raise BadFileError("binary data, not text")
     try:
-        return data.decode("utf-8-sig")
+        return data.decode(encoding or "utf-8-sig")
     except UnicodeDecodeError as e:
-        raise BadFileError(f"not UTF-8 text (invalid byte at offset {e.start})") from e
+        if encoding is not None and e.start >= len(data) - 3:  # the cut fell inside a UTF-16/32 character
+            return data[: e.start].decode(encoding)
+        raise BadFileError(f"not {encoding or 'UTF-8'} text (invalid byte at offset {e.start})") from e
+
+
+def _bom_encoding(data: bytes) -> str | None:
+    """UTF-16/32 announced by a byte-order mark (UTF-8's own BOM is handled by utf-8-sig)."""
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "utf-32"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    return None
 
 
 def chunk_text(text: str, options: ExtractOptions) -> list[str]:
@@ -369,10 +383,12 @@ def _pdf_items_locked(
     try:
         pdf = pdfium.PdfDocument(path)
     except pdfium.PdfiumError as e:
-        message = str(e).lower()
-        if "password" in message:
+        # PDFium's last-error code can be stale (left by an earlier file), so "password" is believed only when
+        # the file has an encryption dictionary
+        if "password" in str(e).lower() and _has_encrypt_dict(path):
             raise BadFileError("encrypted PDF (password required)") from e
-        raise BadFileError(f"corrupt or unreadable PDF: {e}") from e
+        detail = str(e).split(" (PDFium:")[0].rstrip(".")  # its error code may belong to another file
+        raise BadFileError(f"corrupt or unreadable PDF: {detail}") from e
     try:
         total = len(pdf)
         first, stop = pages or (1, total + 1)
@@ -400,6 +416,14 @@ def _pdf_items_locked(
         return items
     finally:
         pdf.close()
+
+
+def _has_encrypt_dict(path: Path, span: int = 1 << 20) -> bool:
+    """Whether the first or last MB of a PDF names an /Encrypt dictionary (where trailers and xref streams are)."""
+    with path.open("rb") as f:
+        head = f.read(span)
+        f.seek(max(f.seek(0, io.SEEK_END) - span, 0))
+        return b"/Encrypt" in head or b"/Encrypt" in f.read(span)
 
 
 def _page_items(pdf: Any, number: int, options: ExtractOptions, deadline: Deadline, warnings: list[str]) -> list[Item]:
