@@ -9,9 +9,10 @@ import time
 
 import click
 import typer
+from rich.markup import escape
 
 from mmrag import server
-from mmrag.console import err, out
+from mmrag.console import err, out, plain
 from mmrag.errors import MmragError
 from mmrag.settings import Settings, load_settings
 
@@ -137,7 +138,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except MmragError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(plain(str(e)))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except click.exceptions.Abort:
         err.print("aborted")
@@ -149,6 +150,8 @@ def main() -> None:
 
 
 def _quiet_libraries() -> None:
+    # weaviate-client reads this when imported and otherwise logs every retry at INFO: errors stay one line
+    os.environ.setdefault("WEAVIATE_LOG_LEVEL", "ERROR")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")

@@ -1,29 +1,76 @@
-"""`mmrag batch`: many questions in, one JSON line per question out; resumable, one bad row never stops the run."""
+"""`mmrag batch`: many questions in, one JSON line per question out; resumable, one bad row never stops the run.
+
+A row's own problem (bad JSON, a missing id, a question that is not a string) is written as an error line and the run
+goes on. A problem of the infrastructure (Weaviate unreachable, a model unavailable) is retried briefly and then
+stops the run: the rows it hit are not written, so the next run answers them.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmrag.errors import ConfigError, MmragError
+from weaviate.exceptions import (
+    WeaviateClosedClientError,
+    WeaviateConnectionError,
+    WeaviateGRPCUnavailableError,
+    WeaviateTimeoutError,
+)
+
+from mmrag.errors import ConfigError, MmragError, ModelUnavailableError, WeaviateUnavailableError
 from mmrag.settings import Settings
 from rag_app.chain import Answer, Prepared, RagChain
+
+INFRASTRUCTURE_ERRORS = (
+    WeaviateUnavailableError,
+    ModelUnavailableError,
+    WeaviateConnectionError,
+    WeaviateTimeoutError,
+    WeaviateGRPCUnavailableError,
+    WeaviateClosedClientError,
+)
+"""Failures that say nothing about the row: the group is retried once, then the run stops."""
+
+RETRY_PAUSE_S = 1.0
+
+RowKey = tuple[str, str | int]
+"""What resume and duplicate checks compare: ("id", id), or ("line", n) for a row without a usable id."""
+
+
+class BatchStoppedError(MmragError):
+    """The infrastructure failed mid-run; the rows answered so far are saved and a rerun continues."""
 
 
 @dataclass(frozen=True)
 class Row:
     line: int
-    id: str
+    id: str | None
+    """None when the row has no usable id: it is then an error row, known by its line."""
     question: str
     source: str | None = None
     expected: str | None = None
     error: str | None = None
+
+    @property
+    def key(self) -> RowKey:
+        return ("id", self.id) if self.id is not None else ("line", self.line)
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A row whose id the row on `first_line` has already."""
+
+    id: str
+    line: int
+    first_line: int
 
 
 @dataclass
@@ -37,6 +84,8 @@ class BatchSummary:
     graded: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    duplicates: list[Duplicate] = field(default_factory=list)
+    """Rows whose id an earlier row has: not answered (the first row with the id is)."""
 
     @property
     def questions_per_second(self) -> float:
@@ -47,10 +96,25 @@ class BatchSummary:
     def accuracy(self) -> float | None:
         return self.correct / self.graded if self.graded else None
 
+    def add(self, record: dict[str, Any]) -> None:
+        """Count one written record."""
+        if record["error"] is not None:
+            self.failed += 1
+            where = f"line {record['line']}" + (f" (id {record['id']})" if record["id"] is not None else "")
+            self.errors.append(f"{where}: {record['error']}")
+        elif record["abstained"]:
+            self.abstained += 1
+        else:
+            self.answered += 1
+        if "correct" in record:
+            self.graded += 1
+            self.correct += record["correct"]
+
     def as_json(self) -> dict[str, Any]:
         return {
             "total": self.total,
             "skipped": self.skipped,
+            "duplicates": len(self.duplicates),
             "answered": self.answered,
             "abstained": self.abstained,
             "failed": self.failed,
@@ -71,7 +135,7 @@ class BatchSummary:
 
 
 def read_rows(path: Path) -> Iterator[Row]:
-    """Rows of a .jsonl or .csv file; a malformed row becomes a Row with an error, not an exception."""
+    """Rows of a .jsonl or .csv file; a malformed row becomes a Row with an error, a malformed file a ConfigError."""
     if not path.is_file():
         raise ConfigError(f"no such questions file: {path}")
     suffix = path.suffix.lower()
@@ -84,6 +148,10 @@ def read_rows(path: Path) -> Iterator[Row]:
                 yield _row(line, record)
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path} is not UTF-8 text") from e
+    except csv.Error as e:
+        raise ConfigError(f"{path} is not a readable CSV file: {e}") from e
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e}") from e
 
 
 def _jsonl(f: Any) -> Iterator[tuple[int, Any]]:
@@ -94,6 +162,8 @@ def _jsonl(f: Any) -> Iterator[tuple[int, Any]]:
             yield line, json.loads(text)
         except json.JSONDecodeError as e:
             yield line, ValueError(f"invalid JSON: {e.msg}")
+        except (ValueError, RecursionError) as e:  # an integer of over 4300 digits; nesting too deep
+            yield line, ValueError(f"invalid JSON: {e}")
 
 
 def _csv(f: Any) -> Iterator[tuple[int, Any]]:
@@ -106,36 +176,92 @@ def _csv(f: Any) -> Iterator[tuple[int, Any]]:
 
 def _row(line: int, record: Any) -> Row:
     if isinstance(record, Exception):
-        return Row(line, f"line-{line}", "", error=str(record))
+        return Row(line, None, "", error=str(record))
     if not isinstance(record, dict):
-        return Row(line, f"line-{line}", "", error="a row must be a JSON object")
-    row_id = str(record.get("id") or "").strip()
-    question = str(record.get("question") or "").strip()
-    if not row_id:
-        return Row(line, f"line-{line}", question, error="missing id")
-    if not question:
-        return Row(line, row_id, "", error="missing question")
-    source = str(record.get("source") or "").strip() or None
-    expected = record.get("expected")
-    return Row(line, row_id, question, source, None if expected in (None, "") else str(expected))
+        return Row(line, None, "", error="a row must be a JSON object")
+    row_id, problem = _id(record.get("id"))
+    if row_id is None:
+        return Row(line, None, "", error=problem)
+    question, problem = _text("question", record.get("question"), required=True)
+    if question is None:
+        return Row(line, row_id, "", error=problem)
+    source, source_problem = _text("source", record.get("source"))
+    expected, expected_problem = _text("expected", _numeral(record.get("expected")), kind="a string or a number")
+    if source_problem or expected_problem:
+        return Row(line, row_id, question, error=source_problem or expected_problem)
+    return Row(line, row_id, question, source, expected)
 
 
-def done_ids(out: Path) -> set[str]:
-    """Ids already answered; a last line cut short by a kill is removed so the file stays valid JSONL."""
+def _id(value: Any) -> tuple[str | None, str | None]:
+    """The row's id as a string (an integer id 7 is "7"), or None and why."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return _text("id", value, required=True, kind="a string or an integer")
+
+
+def _text(name: str, value: Any, *, required: bool = False, kind: str = "a string") -> tuple[str | None, str | None]:
+    """The stripped text of the field `name`, or None and why not (a blank string counts as absent)."""
+    if _blank(value):
+        return None, f"missing {name}" if required else None
+    if not isinstance(value, str):
+        return None, f"{name} must be {kind}"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, from a JSON escape such as "\ud800"
+        return None, f"{name} is not valid Unicode text"
+    return value.strip(), None
+
+
+def _numeral(value: Any) -> Any:
+    """A finite number as its text (expected answers may be numbers); anything else unchanged."""
+    finite = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return str(value) if finite else value
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def done_keys(out: Path) -> set[RowKey]:
+    """Rows already written to `out`; a last line cut short by a kill is removed so the file stays valid JSONL."""
     if not out.exists():
         return set()
-    data = out.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) != len(data):
-        with out.open("r+b") as f:
-            f.truncate(len(complete))
-    ids = set()
-    for text in complete.decode("utf-8").splitlines():
+    try:
+        data = out.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]
+        if len(complete) != len(data):
+            with out.open("r+b") as f:
+                f.truncate(len(complete))
+        text = complete.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot resume from {out}: {e}") from e
+    keys: set[RowKey] = set()
+    for line in text.splitlines():
         try:
-            ids.add(str(json.loads(text)["id"]))
-        except (json.JSONDecodeError, KeyError, TypeError):
+            record = json.loads(line)
+            row_id, row_line = record["id"], record.get("line")
+        except (ValueError, RecursionError, KeyError, TypeError):
             continue
-    return ids
+        if isinstance(row_id, str | int) and not isinstance(row_id, bool):
+            keys.add(("id", str(row_id)))
+        elif row_id is None and isinstance(row_line, int):
+            keys.add(("line", row_line))
+    return keys
+
+
+def plan(rows: list[Row], done: set[RowKey], summary: BatchSummary) -> list[Row]:
+    """The rows still to answer: each id once (its first row), none already in the output."""
+    first_line: dict[RowKey, int] = {}
+    todo = []
+    for row in rows:
+        if row.id is not None and row.key in first_line:  # (a row without id is known by its line: never repeated)
+            summary.duplicates.append(Duplicate(row.id, row.line, first_line[row.key]))
+        elif row.key in done:
+            summary.skipped += 1
+        else:
+            todo.append(row)
+        first_line.setdefault(row.key, row.line)
+    return todo
 
 
 def run_batch(
@@ -152,29 +278,25 @@ def run_batch(
 
     rows = list(read_rows(questions))
     summary = BatchSummary(total=len(rows))
-    finished = done_ids(out)
-    seen: set[str] = set()
-    todo = []
-    for row in rows:
-        if row.id in finished:
-            summary.skipped += 1
-        elif row.id in seen:
-            todo.append(Row(row.line, row.id, row.question, error="duplicate id"))
-        else:
-            todo.append(row)
-        seen.add(row.id)
+    todo = plan(rows, done_keys(out), summary)
     started = time.perf_counter()
     generator = None if retrieval_only else make_generator(settings, adapter)
     out.parent.mkdir(parents=True, exist_ok=True)
     with (
+        _quick_grpc_retries(),
         open_chain(settings, retrieval_only=retrieval_only, generator=generator) as chain,
-        out.open("a") as sink,
-        _ProgressBar(progress, len(todo)) as advance,
+        out.open("a", encoding="utf-8") as sink,
+        _progress(progress, len(todo)) as advance,
     ):
         for start in range(0, len(todo), batch_size):
             group = todo[start : start + batch_size]
-            for record in _answer_group(chain, group, summary):
+            try:
+                records = _answer_with_retry(chain, group)
+            except INFRASTRUCTURE_ERRORS as e:
+                raise _stopped(e, out, left=len(todo) - start) from e
+            for record in records:
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+                summary.add(record)
             sink.flush()
             os.fsync(sink.fileno())
             advance(len(group))
@@ -182,7 +304,26 @@ def run_batch(
     return summary
 
 
-def _answer_group(chain: RagChain, group: list[Row], summary: BatchSummary) -> list[dict[str, Any]]:
+def _stopped(error: Exception, out: Path, left: int) -> BatchStoppedError:
+    reason = " ".join(str(error).split()) or type(error).__name__  # one line
+    if not reason.endswith((".", "?")):
+        reason += "."
+    return BatchStoppedError(
+        f"{reason} Batch stopped: the answers so far are in {out}; once this is fixed, run the same command again to "
+        f"answer the other {left} questions"
+    )
+
+
+def _answer_with_retry(chain: RagChain, group: list[Row]) -> list[dict[str, Any]]:
+    try:
+        return _answer_group(chain, group)
+    except INFRASTRUCTURE_ERRORS:
+        time.sleep(RETRY_PAUSE_S)
+        return _answer_group(chain, group)
+
+
+def _answer_group(chain: RagChain, group: list[Row]) -> list[dict[str, Any]]:
+    """One record per row; an infrastructure error escapes, so that no row of the group is written."""
     prepared: dict[int, Prepared] = {}
     errors: dict[int, str] = {}
     for i, row in enumerate(group):
@@ -191,30 +332,24 @@ def _answer_group(chain: RagChain, group: list[Row], summary: BatchSummary) -> l
             continue
         try:
             prepared[i] = chain.prepare(row.question, source_prefix=row.source)
+        except INFRASTRUCTURE_ERRORS:
+            raise
         except MmragError as e:
             errors[i] = str(e)
     answers = _generate(chain, prepared, errors)
-    records = []
-    for i, row in enumerate(group):
-        record: dict[str, Any] = {"id": row.id, "question": row.question}
-        if i in errors:
-            summary.failed += 1
-            summary.errors.append(f"{row.id}: {errors[i]}")
-            record |= {"answer": None, "abstained": False, "sources": [], "timings": {}, "error": errors[i]}
-        else:
-            answer = answers[i]
-            summary.abstained += answer.abstained
-            summary.answered += not answer.abstained
-            record |= answer.as_json() | {"error": None}
-            if row.expected is not None:
-                from finetune.evaluate import relaxed_match
+    return [_record(row, answers.get(i), errors.get(i)) for i, row in enumerate(group)]
 
-                record["expected"] = row.expected
-                record["correct"] = relaxed_match(answer.text, row.expected)
-                summary.graded += 1
-                summary.correct += record["correct"]
-        records.append(record)
-    return records
+
+def _record(row: Row, answer: Answer | None, error: str | None) -> dict[str, Any]:
+    record: dict[str, Any] = {"id": row.id, "line": row.line, "question": row.question or None}
+    if answer is None:
+        return record | {"answer": None, "abstained": False, "sources": [], "timings": {}, "error": error}
+    record |= answer.as_json() | {"error": None}
+    if row.expected is not None:
+        from finetune.evaluate import relaxed_match
+
+        record |= {"expected": row.expected, "correct": relaxed_match(answer.text, row.expected)}
+    return record
 
 
 def _generate(chain: RagChain, prepared: dict[int, Prepared], errors: dict[int, str]) -> dict[int, Answer]:
@@ -228,6 +363,8 @@ def _generate(chain: RagChain, prepared: dict[int, Prepared], errors: dict[int, 
         try:
             outputs = chain.generator.generate_batch([requests[i] for i in needs])
             texts = dict(zip(needs, outputs, strict=True))
+        except INFRASTRUCTURE_ERRORS:
+            raise
         except MmragError as e:
             for i in needs:
                 errors[i] = str(e)
@@ -240,24 +377,40 @@ def _generate(chain: RagChain, prepared: dict[int, Prepared], errors: dict[int, 
     return answers
 
 
-class _ProgressBar:
-    def __init__(self, show: bool, total: int) -> None:
-        self.show = show
-        self.total = total
-        self.progress: Any = None
+@contextmanager
+def _quick_grpc_retries() -> Iterator[None]:
+    """weaviate-client retries every gRPC query that a stopped server refuses (UNAVAILABLE) with a backoff of
+    1 + 2 + 4 + 8 + 16 + 32 s and has no setting for it (weaviate/retry.py), so a batch on a dead server would wait
+    a minute per row. While a batch runs, a query is tried twice (3 s in all); the group is then retried once."""
+    from weaviate import retry
+    from weaviate.connect import v4
 
-    def __enter__(self) -> Any:
-        if not self.show:
-            return lambda n: None
-        from rich.progress import Progress
+    original = getattr(v4, "_Retry", None)
+    if original is None:  # another client version: its own retries apply (slower to stop, nothing lost)
+        yield
+        return
 
-        from mmrag.console import err
+    class QuickRetry(retry._Retry):
+        def __init__(self, n: float = 4) -> None:
+            super().__init__(0)  # whatever the caller asked for
 
-        self.progress = Progress(console=err, transient=True)
-        self.progress.start()
-        task = self.progress.add_task("answering", total=self.total)
-        return lambda n: self.progress.advance(task, n)
+    v4._Retry = QuickRetry  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        v4._Retry = original  # type: ignore[misc]
 
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+
+@contextmanager
+def _progress(show: bool, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr, advanced by the yielded function (which does nothing when `show` is False)."""
+    if not show:
+        yield lambda n: None
+        return
+    from rich.progress import Progress
+
+    from mmrag.console import err
+
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("answering", total=total)
+        yield lambda n: bar.advance(task, n)

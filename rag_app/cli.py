@@ -9,9 +9,12 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from mmrag.settings import Settings
+    from rich.console import Console
 
-from mmrag.console import out
+    from mmrag.settings import Settings
+    from rag_app.batch import BatchSummary
+
+from mmrag.console import err, out, plain
 
 
 def _settings(**overrides: object) -> Settings:
@@ -42,7 +45,7 @@ def search(
     if not results:
         out.print("no results")
     for s in results:
-        out.print(f"[{s.n}] {s.label} ({s.kind}, score {s.score:.4f}) {_snippet(s.text)}", highlight=False)
+        _show(f"[{s.n}] {plain(s.label)} ({plain(s.kind)}, score {s.score:.4f}) {plain(_snippet(s.text))}")
 
 
 def ask(
@@ -61,11 +64,11 @@ def ask(
         print(json.dumps(answer.as_json()))
         return
     if answer.text:
-        out.print(answer.text, highlight=False)
+        _show(plain(answer.text, multiline=True))
     if answer.sources:
         out.print("\nSources:")
         for s in answer.sources:
-            out.print(f"  [{s.n}] {s.label} ({s.kind}, score {s.score:.4f})", highlight=False)
+            _show(f"  [{s.n}] {plain(s.label)} ({plain(s.kind)}, score {s.score:.4f})")
 
 
 def batch(
@@ -91,10 +94,29 @@ def batch(
         retrieval_only=retrieval_only,
         progress=sys.stderr.isatty() and not json_output,
     )
+    for note in _batch_notes(summary):
+        _show(note, err)
     if json_output:
         print(json.dumps(summary.as_json()))
         return
     out.print(summary.table())
+
+
+def _batch_notes(summary: BatchSummary, limit: int = 20) -> list[str]:
+    """One stderr line per duplicate id and per row error, at most `limit`."""
+    notes = [
+        f"line {d.line}: id {plain(d.id)} repeats line {d.first_line}, whose row alone is answered"
+        for d in summary.duplicates
+    ]
+    notes += [plain(error) for error in summary.errors]
+    if len(notes) > limit:
+        notes[limit:] = [f"... and {len(notes) - limit} more"]
+    return notes
+
+
+def _show(text: str, console: Console = out) -> None:
+    """Print text that holds data (already through `plain`): no Rich markup, emoji codes or highlighting."""
+    console.print(text, markup=False, emoji=False, highlight=False)
 
 
 def _snippet(text: str, limit: int = 120) -> str:

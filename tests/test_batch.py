@@ -8,25 +8,47 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from mmrag.server import LocalWeaviate, binary_path, free_port
 from mmrag.settings import Settings
-from tests.conftest import MMRAG_SCRIPT, cli_env, run_cli
+from tests.conftest import CACHE_DIR, MMRAG_SCRIPT, cli_env, module_settings, run_cli
 from tests.test_retrieval import write_known_corpus
 
 
-@pytest.fixture
-def corpus_settings(settings: Settings, tmp_path: Path) -> Settings:
-    root = write_known_corpus(tmp_path / "known")
+@pytest.fixture(scope="module")
+def corpus_settings(weaviate_server: LocalWeaviate, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The known corpus, indexed once for this module's batches (which only read it)."""
+    settings = module_settings(weaviate_server, "B", max_new_tokens=6)
+    root = write_known_corpus(tmp_path_factory.mktemp("known"))
     result = run_cli(cli_env(settings), "index", str(root), "--workers", "0", "--json")
     assert result.returncode == 0, result.stderr
-    return settings.model_copy(update={"max_new_tokens": 6})
+    return settings
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[LocalWeaviate]:
+    """A Weaviate of this test's own, to stop and restart while the session's server stays up for other tests."""
+    server = LocalWeaviate(binary_path(CACHE_DIR), tmp_path / "own", free_port(), free_port())
+    server.start()
+    yield server
+    server.stop()
 
 
 def lines(path: Path) -> list[dict]:  # type: ignore[type-arg]
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def write_jsonl(path: Path, rows: list[object]) -> Path:
+    path.write_text("".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows))
+    return path
+
+
+def batch(settings: Settings, questions: Path, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(cli_env(settings), "batch", str(questions), "--out", str(out), "--json", *args)
 
 
 def test_jsonl_with_bad_rows_and_grading(corpus_settings: Settings, tmp_path: Path) -> None:
@@ -49,10 +71,11 @@ def test_jsonl_with_bad_rows_and_grading(corpus_settings: Settings, tmp_path: Pa
     summary = json.loads(result.stdout)
     assert (summary["total"], summary["failed"], summary["graded"]) == (6, 3, 1)
     assert summary["answered"] + summary["abstained"] == 3 and summary["relaxed_accuracy"] is not None
-    rows = {row["id"]: row for row in lines(out)}
-    assert set(rows) == {"rain", "swallow", "line-3", "empty", "line-5", "sport"}
+    rows = {row["id"] or row["line"]: row for row in lines(out)}
+    assert set(rows) == {"rain", "swallow", 3, "empty", 5, "sport"}
     assert rows["swallow"]["abstained"] and rows["swallow"]["error"] is None
-    assert "invalid JSON" in rows["line-3"]["error"] and rows["empty"]["error"] == "missing question"
+    assert "invalid JSON" in rows[3]["error"] and rows["empty"]["error"] == "missing question"
+    assert rows[5]["error"] == "missing id" and rows[3]["id"] is None and rows[5]["id"] is None
     assert rows["rain"]["sources"][0]["source"] == "charts/rainfall.png" and "correct" in rows["rain"]
     assert {s["source"] for s in rows["sport"]["sources"]} <= {"sports/football.txt"}
     assert set(rows["rain"]) >= {"id", "question", "answer", "abstained", "sources", "timings", "error"}
@@ -121,3 +144,120 @@ def test_describe_stores_the_vlm_reading_in_captions(settings: Settings, tmp_pat
         assert description.strip() and obj.properties["describer"]
     again = run_cli(env, "index", str(root / "charts"), "--describe", "--workers", "0", "--json")
     assert json.loads(again.stdout)["objects"]["written"] == 0
+
+
+def test_a_weaviate_outage_stops_the_run_fast_and_a_rerun_answers_the_rest(
+    own_server: LocalWeaviate, tmp_path: Path
+) -> None:
+    settings = module_settings(own_server, "Down")
+    indexed = run_cli(cli_env(settings), "index", str(write_known_corpus(tmp_path / "known")), "--workers", "0")
+    assert indexed.returncode == 0, indexed.stderr
+    ids = [f"q{i}" for i in range(60)]
+    questions = write_jsonl(tmp_path / "q.jsonl", [{"id": i, "question": f"{i}: rain in Seattle?"} for i in ids])
+    out = tmp_path / "answers.jsonl"
+    args = [MMRAG_SCRIPT, "batch", str(questions), "--out", str(out), "--batch-size", "1", "--json"]
+    process = subprocess.Popen(args, env=cli_env(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline and not (out.exists() and len(lines(out)) >= 3):
+        time.sleep(0.05)
+    own_server.stop()
+    stopped = time.monotonic()
+    try:
+        _, stderr = process.communicate(timeout=40)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        pytest.fail("mmrag batch was still retrying 40 s after Weaviate stopped")
+    assert time.monotonic() - stopped < 20
+    assert process.returncode == 1
+    assert len(stderr.strip().splitlines()) == 1 and "same command" in stderr, stderr
+    saved = lines(out)
+    assert 3 <= len(saved) < len(ids), "the stop did not land mid-run"
+    assert all(row["error"] is None for row in saved)  # no row is marked done by the outage
+
+    own_server.start()
+    result = batch(settings, questions, out)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["skipped"] == len(saved)
+    rows = lines(out)
+    assert sorted(row["id"] for row in rows) == sorted(ids) and all(row["error"] is None for row in rows)
+
+
+def test_a_row_without_id_never_takes_a_real_id(corpus_settings: Settings, tmp_path: Path) -> None:
+    questions = write_jsonl(
+        tmp_path / "q.jsonl",
+        [
+            {"id": "line-3", "question": "Monthly rainfall in Seattle?"},
+            {"id": "line-4", "question": "Who won the final?"},
+            {"question": "a row without id"},
+            {"id": "  ", "question": "a blank id"},
+        ],
+    )
+    out = tmp_path / "answers.jsonl"
+    first = batch(corpus_settings, questions, out)
+    assert first.returncode == 0, first.stderr
+    rows = lines(out)
+    assert [row["id"] for row in rows] == ["line-3", "line-4", None, None]
+    assert [row["line"] for row in rows] == [1, 2, 3, 4]
+    assert rows[0]["error"] is None and rows[1]["error"] is None
+    assert rows[2]["error"] == rows[3]["error"] == "missing id"
+    again = batch(corpus_settings, questions, out)
+    assert json.loads(again.stdout)["skipped"] == 4 and len(lines(out)) == 4
+
+
+def test_a_duplicate_id_is_answered_once_and_reported(corpus_settings: Settings, tmp_path: Path) -> None:
+    questions = write_jsonl(
+        tmp_path / "q.jsonl",
+        [
+            {"id": "rain", "question": "Monthly rainfall in Seattle?"},
+            {"id": 7, "question": "Who won the final?"},
+            {"id": "rain", "question": "Rainfall again?"},
+            {"id": "7", "question": "The same id as a string"},
+        ],
+    )
+    out = tmp_path / "answers.jsonl"
+    result = batch(corpus_settings, questions, out)
+    assert result.returncode == 0, result.stderr
+    assert [row["id"] for row in lines(out)] == ["rain", "7"]
+    summary = json.loads(result.stdout)
+    assert (summary["total"], summary["duplicates"], summary["failed"]) == (4, 2, 0)
+    assert "line 3: id rain repeats line 1" in result.stderr and "line 4: id 7 repeats line 2" in result.stderr
+    again = batch(corpus_settings, questions, out)
+    assert json.loads(again.stdout)["skipped"] == 2 and len(lines(out)) == 2
+
+
+def test_fields_of_the_wrong_type_are_row_errors(corpus_settings: Settings, tmp_path: Path) -> None:
+    question = "Monthly rainfall in Seattle?"
+    questions = write_jsonl(
+        tmp_path / "q.jsonl",
+        [
+            {"id": "object", "question": {"text": question}},
+            {"id": "list", "question": [question]},
+            {"id": "number", "question": 160},
+            {"id": 1.5, "question": question},
+            {"id": True, "question": question},
+            {"id": ["a"], "question": question},
+            {"id": "source", "question": question, "source": 3},
+            {"id": "expected", "question": question, "expected": ["160"]},
+            {"id": "bool", "question": question, "expected": False},
+            {"id": "fine", "question": question, "source": "charts/", "expected": 160},
+        ],
+    )
+    out = tmp_path / "answers.jsonl"
+    result = batch(corpus_settings, questions, out)
+    assert result.returncode == 0, result.stderr
+    errors = [(row["id"], row["error"]) for row in lines(out)]
+    assert errors == [
+        ("object", "question must be a string"),
+        ("list", "question must be a string"),
+        ("number", "question must be a string"),
+        (None, "id must be a string or an integer"),
+        (None, "id must be a string or an integer"),
+        (None, "id must be a string or an integer"),
+        ("source", "source must be a string"),
+        ("expected", "expected must be a string or a number"),
+        ("bool", "expected must be a string or a number"),
+        ("fine", None),
+    ]
+    assert lines(out)[-1]["expected"] == "160"
+    assert "line 1 (id object): question must be a string" in result.stderr
