@@ -48,3 +48,8 @@ test: setup lint typecheck pytest
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# Many more mutated files through extract_file than `make test` runs (tests/test_fuzz_extract.py; minutes).
+.PHONY: fuzz
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/test_fuzz_extract.py -q

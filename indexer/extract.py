@@ -62,7 +62,7 @@ class ExtractOptions:
     """Page objects scanned for figures per page."""
     max_nesting: int = 64
     """Deepest nesting of JSON, HTML/Markdown elements and folders."""
-    max_text_bytes: int = 10 * 2**20
+    max_text_bytes: int = 2 * 2**20
     """Text read per file (a text file, or a PDF page)."""
     timeout_s: float = 300.0
     """Time one file (or one part of a long PDF) may take to extract."""
@@ -188,6 +188,7 @@ def load_image(
     larger than `max_pixels` or more elongated than `max_aspect_ratio`, shrunk to `long_side` when given."""
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # PIL's notes on corrupt EXIF: not the user's business
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 width, height = img.size

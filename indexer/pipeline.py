@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -218,7 +219,12 @@ class Indexer:
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmrag-extract")  # pdfium: one thread
             extract: Callable[[Job, ExtractOptions], FileResult] = self._extract_here
         else:
-            executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+            executor = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
             extract = _extract_job  # preprocessing stays in the main process: workers import no model code
         with executor as pool:
             pending: deque[tuple[Job, Future[FileResult]]] = deque()
@@ -305,6 +311,17 @@ class Indexer:
             and not Path(source).exists()
         ]
         return self.store.delete_sources(gone)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a worker process: exit as soon as the indexing process is gone (killed), instead of lingering."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="mmrag-parent-watch").start()
 
 
 def _extract_job(job: Job, options: ExtractOptions) -> FileResult:

@@ -305,5 +305,5 @@ class Writer:
 
 
 def _first_line(error: Exception) -> str:
-    text = str(error).strip()
+    text = str(error).strip().split(" Details: <_")[0]  # not the gRPC call object's repr
     return text.splitlines()[0][:200] if text else type(error).__name__

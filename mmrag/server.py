@@ -242,9 +242,20 @@ class LocalWeaviate:
         inherited = {name: os.environ[name] for name in INHERITED_ENVIRONMENT if name in os.environ}
         return inherited | self._settings()
 
+    def _node_name(self) -> str:
+        """The node's name, fixed when its data is created: Weaviate keeps it in the data, so a data dir started
+        later on another HTTP port must keep its name (earlier versions named it after the port they used)."""
+        path = self.root / "node-name"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            name = f"mmrag_{self.http_port}"
+            path.write_text(name + "\n")
+            return name
+
     def _settings(self) -> dict[str, str]:
         gossip = _free_port_block(4)  # gossip, data (= gossip + 1), raft, raft rpc: as weaviate's embedded mode
-        hostname = f"mmrag_{self.http_port}"
+        hostname = self._node_name()
         return {
             "PERSISTENCE_DATA_PATH": str(self.root / "data"),
             "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false",

@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         20000, ge=1, description="Drawing objects scanned per PDF page for figures; beyond, the page's figures skip."
     )
     max_nesting: int = Field(64, ge=2, description="Deepest nesting of JSON, HTML/Markdown and folders.")
-    max_text_mb: float = Field(10, gt=0, description="Text read per file; the rest is reported and left out.")
+    max_text_mb: float = Field(2, gt=0, description="Text read per file; the rest is reported and left out.")
     file_timeout_s: float = Field(
         300, gt=0, description="Time one file may take to extract; a slower one is reported and skipped."
     )

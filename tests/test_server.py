@@ -93,6 +93,25 @@ def test_start_right_after_a_crash_is_quick_and_keeps_the_data(own_settings: Set
         server.stop()
 
 
+def test_a_data_dir_starts_on_other_ports_with_its_data(own_settings: Settings) -> None:
+    # Weaviate keeps its node name in the data: it must not change with the port (it once was named after it).
+    with connect(own_settings) as client:
+        collection = client.collections.create(
+            own_settings.collection,
+            vector_config=wvc.config.Configure.Vectors.self_provided(),
+            properties=[wvc.config.Property(name="text", data_type=wvc.config.DataType.TEXT)],
+        )
+        uid = collection.data.insert({"text": "kept"}, vector=[1.0, 0.0, 0.5])
+    local_server(own_settings).stop()
+    moved = own_settings.model_copy(update={"weaviate_http_port": free_port(), "weaviate_grpc_port": free_port()})
+    try:
+        with connect(moved) as client:
+            obj = client.collections.use(moved.collection).query.fetch_object_by_id(uid)
+            assert obj is not None and obj.properties["text"] == "kept"
+    finally:
+        local_server(moved).stop()
+
+
 def test_anonymous_requests_are_refused(weaviate_server: LocalWeaviate) -> None:
     # gRPC binds every interface upstream, so the local server requires its API key.
     url = f"http://127.0.0.1:{weaviate_server.http_port}/v1/schema"
