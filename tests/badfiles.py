@@ -371,7 +371,7 @@ _bytes_case(
     "pdf_no_pages",
     "none.pdf",
     lambda: simple_pdf([]),
-    Expect("failed", (*NOTHING, "0 pages", "no page", "unreadable PDF")),  # PDFium refuses a document of no page
+    Expect("failed", (*NOTHING, "0 pages", "no page", "unreadable pdf")),  # PDFium refuses a document of no page
 )
 _bytes_case(
     "pdf_zero_mediabox",

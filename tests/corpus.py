@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 from mmrag.samples import write_sample_corpus
+from tests.badfiles import bomb_png
 
 BAD_FILES = {
     "bad/corrupt.png": "corrupt",
@@ -37,7 +36,7 @@ def write_mixed_corpus(root: Path) -> Path:
     png = (root / "charts" / "headcount.png").read_bytes()
     (bad / "truncated.png").write_bytes(png[: len(png) // 2])
     _encrypted_pdf(root / "report.pdf", bad / "encrypted.pdf")
-    (bad / "bomb.png").write_bytes(_bomb_png(60_000, 60_000))
+    (bad / "bomb.png").write_bytes(bomb_png(60_000, 60_000))
     (bad / "data.xyz").write_text("1,2,3")
     (bad / "latin1.txt").write_bytes("Caf\xe9 cr\xe8me".encode("latin-1"))
     (bad / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj garbage\n%%EOF")
@@ -68,18 +67,3 @@ def _encrypted_pdf(source: Path, target: Path) -> None:
     writer.encrypt(user_password="secret", owner_password="owner", algorithm="AES-256")
     with target.open("wb") as f:
         writer.write(f)
-
-
-def _bomb_png(width: int, height: int) -> bytes:
-    """A tiny file that claims width x height pixels (a decompression bomb)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
-        + chunk(b"IEND", b"")
-    )

@@ -15,8 +15,8 @@ from finetune.domains import load_domain
 from finetune.validate import load_processor, validate_file
 from mmrag.settings import Settings
 from mmrag.tiny import ensure_tiny_models, tiny_vlm_dir
+from tests.badfiles import bomb_png
 from tests.conftest import CACHE_DIR, cli_env, run_cli
-from tests.corpus import _bomb_png
 
 Record = dict[str, Any]
 
@@ -189,7 +189,7 @@ def test_a_decompression_bomb_is_a_problem_on_each_line_using_it(dataset: Path, 
         assert isinstance(record, dict)
         record["image"] = "images/bomb.png"
     path = _write(dataset, records, tmp_path)
-    (tmp_path / "images/bomb.png").write_bytes(_bomb_png(60_000, 60_000))  # 3.6 gigapixels in 100 bytes
+    (tmp_path / "images/bomb.png").write_bytes(bomb_png(60_000, 60_000))  # 3.6 gigapixels in 100 bytes
     report = validate_file(path)
     assert [(i.line, i.code) for i in report.issues] == [(2, "image"), (4, "image")]
     assert all("bomb.png is too large" in i.message for i in report.issues)
@@ -268,7 +268,7 @@ def test_the_cli_reports_nesting_and_bombs_by_line_without_a_traceback(dataset: 
     assert isinstance(records[2], dict)
     records[2]["image"] = "images/bomb.png"
     path = _write(dataset, records, tmp_path)
-    (tmp_path / "images/bomb.png").write_bytes(_bomb_png(60_000, 60_000))
+    (tmp_path / "images/bomb.png").write_bytes(bomb_png(60_000, 60_000))
     env = cli_env(Settings(profile="tiny", cache_dir=CACHE_DIR, data_dir=tmp_path / "state", device="cpu"))
     result = run_cli(env, "finetune", "validate", str(path))
     assert result.returncode == 1, result.stderr

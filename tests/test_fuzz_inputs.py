@@ -22,7 +22,7 @@ from PIL import Image
 from finetune.validate import validate_file
 from mmrag.errors import ConfigError
 from mmrag.settings import Settings, load_settings
-from tests.corpus import _bomb_png
+from tests.badfiles import bomb_png
 from ui.uploads import BadUploadError, Upload, check_upload, safe_name, save_upload
 
 FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -90,7 +90,7 @@ def test_checking_an_upload_raises_nothing_but_bad_upload_error(name: str, data:
 def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("fuzz-images")
     Image.new("RGB", (8, 8), "white").save(root / "chart.png")
-    (root / "bomb.png").write_bytes(_bomb_png(60_000, 60_000))
+    (root / "bomb.png").write_bytes(bomb_png(60_000, 60_000))
     (root / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot a png")
     (root / "folder.png").mkdir()
     return root

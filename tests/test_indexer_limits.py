@@ -16,6 +16,7 @@ from indexer.pipeline import PART_PAGES, Indexer, IndexReport
 from indexer.store import Store
 from mmrag.client import connect
 from mmrag.settings import Settings
+from tests.badfiles import make_deep, remove_tree
 from tests.conftest import CACHE_DIR, cli_env, run_cli
 
 
@@ -107,45 +108,15 @@ def test_nested_json_sidecars_are_that_chart_s_reason(store, embedders, tmp_path
     assert report.indexed == 1 and [o["text"] for o in objects(store)] == ["Headcount. Sales 17"]
 
 
-def _deep_folders(root: Path, depth: int) -> None:
-    """root/d/d/.../d (depth levels) holding deep.txt at the bottom, made through dir fds."""
-    fd = os.open(root, os.O_RDONLY)
-    try:
-        for _ in range(depth):
-            os.mkdir("d", dir_fd=fd)
-            inner = os.open("d", os.O_RDONLY, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-        leaf = os.open("deep.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
-        os.write(leaf, b"buried text")
-        os.close(leaf)
-    finally:
-        os.close(fd)
-
-
-def _flatten_away(root: Path) -> None:
-    """Delete root/d/d/... one level at a time (shutil.rmtree would recurse ~2,000 deep)."""
-    top = root / "d"
-    while top.exists():
-        inner = top / "d"
-        if inner.exists():
-            inner.rename(root / "x")
-        for entry in top.iterdir():
-            entry.unlink()
-        top.rmdir()
-        if (root / "x").exists():
-            (root / "x").rename(top)
-
-
 def test_folders_nested_thousands_deep_are_reported_and_the_rest_indexed(store, embedders, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     root = tmp_path / "tree"
     root.mkdir()
     (root / "top.txt").write_text("Sales rose in the spring.")
-    _deep_folders(root, 1900)
+    make_deep(root, 1900)
     try:
         report = run(store, embedders, [root], max_nesting=64)
     finally:
-        _flatten_away(root)
+        remove_tree(root)
     assert report.indexed == 1
     assert [reason for _, reason in report.failures] == ["folder nested deeper than 64 (MMRAG_MAX_NESTING)"]
 
