@@ -11,13 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-import weaviate.classes as wvc
 
 from mmrag.client import connect, local_server
 from mmrag.errors import ServerStartError
 from mmrag.server import LocalWeaviate, binary_path, free_port
 from mmrag.settings import Settings
 from tests.conftest import CACHE_DIR, cli_env, run_cli
+from tests.helpers import one_object_collection
 
 mmrag = run_cli
 
@@ -46,12 +46,7 @@ def test_start_status_stop_and_data_survives_restart(own_settings: Settings) -> 
     assert status.returncode == 0 and "ready" in status.stdout
 
     with connect(own_settings, start_local=False) as client:
-        collection = client.collections.create(
-            own_settings.collection,
-            vector_config=wvc.config.Configure.Vectors.self_provided(),
-            properties=[wvc.config.Property(name="text", data_type=wvc.config.DataType.TEXT)],
-        )
-        uid = collection.data.insert({"text": "kept"}, vector=[1.0, 0.0, 0.5])
+        _, uid = one_object_collection(client, own_settings.collection)
 
     assert mmrag(env, "weaviate", "stop").returncode == 0
     assert mmrag(env, "weaviate", "status").returncode == 1
@@ -71,12 +66,7 @@ def test_start_right_after_a_crash_is_quick_and_keeps_the_data(own_settings: Set
     pid = server.start().pid
     assert pid is not None
     with connect(own_settings, start_local=False) as client:
-        collection = client.collections.create(
-            own_settings.collection,
-            vector_config=wvc.config.Configure.Vectors.self_provided(),
-            properties=[wvc.config.Property(name="text", data_type=wvc.config.DataType.TEXT)],
-        )
-        uid = collection.data.insert({"text": "kept"}, vector=[1.0, 0.0, 0.5])
+        collection, uid = one_object_collection(client, own_settings.collection)
         for _ in range(3):  # open connections on the REST and the gRPC port
             assert client.is_ready() and len(collection.query.fetch_objects(limit=5).objects) == 1
         os.kill(pid, signal.SIGKILL)
@@ -96,12 +86,7 @@ def test_start_right_after_a_crash_is_quick_and_keeps_the_data(own_settings: Set
 def test_a_data_dir_starts_on_other_ports_with_its_data(own_settings: Settings) -> None:
     # Weaviate keeps its node name in the data: it must not change with the port (it once was named after it).
     with connect(own_settings) as client:
-        collection = client.collections.create(
-            own_settings.collection,
-            vector_config=wvc.config.Configure.Vectors.self_provided(),
-            properties=[wvc.config.Property(name="text", data_type=wvc.config.DataType.TEXT)],
-        )
-        uid = collection.data.insert({"text": "kept"}, vector=[1.0, 0.0, 0.5])
+        _, uid = one_object_collection(client, own_settings.collection)
     local_server(own_settings).stop()
     moved = own_settings.model_copy(update={"weaviate_http_port": free_port(), "weaviate_grpc_port": free_port()})
     try:

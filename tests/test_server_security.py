@@ -7,7 +7,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import weaviate.classes as wvc
 
 from mmrag.client import connect
 from mmrag.server import (
@@ -20,6 +19,7 @@ from mmrag.server import (
 )
 from mmrag.settings import Settings
 from tests.conftest import CACHE_DIR
+from tests.helpers import one_object_collection
 
 UNAUTHENTICATED_LOOPBACK = ("CLUSTER_GOSSIP_BIND_PORT", "RAFT_PORT", "RAFT_INTERNAL_RPC_PORT")
 """Gossip and raft have no authentication upstream: bound to 127.0.0.1, reachable by this machine's users only."""
@@ -40,14 +40,9 @@ def running_pid(server: LocalWeaviate) -> int:
 def store_one_object(settings: Settings) -> tuple[str, str]:
     """A collection with one object in it: (object id, shard name)."""
     with connect(settings, start_local=False) as client:
-        collection = client.collections.create(
-            settings.collection,
-            vector_config=wvc.config.Configure.Vectors.self_provided(),
-            properties=[wvc.config.Property(name="text", data_type=wvc.config.DataType.TEXT)],
-        )
-        uid = collection.data.insert({"text": "confidential"}, vector=[1.0, 0.0, 0.5])
+        collection, uid = one_object_collection(client, settings.collection, "confidential")
         shard = collection.config.get_shards()[0].name
-    return str(uid), shard
+    return uid, shard
 
 
 def http_statuses(answer: str) -> dict[str, int]:
