@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
+from rich.markup import escape
 
+from mmrag.console import plain
 from mmrag.settings import Settings
 
 
@@ -28,7 +30,7 @@ def run_demo(settings: Settings, out: Console) -> None:
         f"{report.written} objects written, {report.deleted} deleted in {report.seconds:.1f} s"
     )
     for path, reason in report.failures:
-        out.print(f"  skipped {path}: {reason}")
+        out.print(f"  skipped {plain(path)}: {plain(reason)}", markup=False)
     stats = collection_stats(settings)
     kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(stats["by_kind"].items()))
     out.print(f"Collection {stats['collection']}: {stats['objects']} objects ({kinds})")
@@ -62,11 +64,12 @@ def _answer_samples(settings: Settings, out: Console) -> None:
             answer = chain.ask(question)
             out.print(f"\n[bold]Q:[/] {question}")
             out.print(
-                f"[bold]A:[/] {answer.text}  [dim]({answer.timings.get('generate_s', 0.0):.1f} s)[/]", highlight=False
+                f"[bold]A:[/] {escape(plain(answer.text))}  [dim]({answer.timings.get('generate_s', 0.0):.1f} s)[/]",
+                highlight=False,
             )
             for source in answer.sources:
                 out.print(
-                    f"   [{source.n}] {source.label} ({source.kind}, score {source.score:.4f})",
+                    f"   [{source.n}] {plain(source.label)} ({source.kind}, score {source.score:.4f})",
                     highlight=False,
                     markup=False,
                 )
