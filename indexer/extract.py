@@ -83,6 +83,10 @@ class ExtractOptions:
         )
 
 
+class TimeLimitError(BadFileError):
+    """The file's time budget is spent: the whole file fails, not just the page being read."""
+
+
 class Deadline:
     """The time budget of one extraction: `check()` raises once it is spent (checked between pages, objects...)."""
 
@@ -92,7 +96,7 @@ class Deadline:
 
     def check(self) -> None:
         if time.monotonic() > self.end:
-            raise BadFileError(f"took longer than {self.seconds:g} s to read (MMRAG_FILE_TIMEOUT_S)")
+            raise TimeLimitError(f"took longer than {self.seconds:g} s to read (MMRAG_FILE_TIMEOUT_S)")
 
 
 def sidecars(image: Path) -> list[Path]:
@@ -238,7 +242,7 @@ def _image_items(path: Path, options: ExtractOptions) -> list[Item]:
 
 
 def _sidecar_text(path: Path, options: ExtractOptions) -> str:
-    text = _read_text(path, options.max_text_bytes)
+    text = read_text(path, options.max_text_bytes)
     if path.suffix != ".json":
         return text.strip()
     try:
@@ -286,7 +290,7 @@ def _json_depth(value: object) -> int:
     return deepest
 
 
-def _read_text(path: Path, max_bytes: int, warnings: list[str] | None = None) -> str:
+def read_text(path: Path, max_bytes: int, warnings: list[str] | None = None) -> str:
     """The file as UTF-8 text, at most `max_bytes` of it (what is cut is said in `warnings`)."""
     with path.open("rb") as f:
         data = f.read(max_bytes + 1)
@@ -327,7 +331,7 @@ def chunk_text(text: str, options: ExtractOptions) -> list[str]:
 def _text_items(path: Path, options: ExtractOptions, deadline: Deadline, warnings: list[str]) -> list[Item]:
     from indexer.documents import parse_document
 
-    raw = _read_text(path, options.max_text_bytes, warnings)
+    raw = read_text(path, options.max_text_bytes, warnings)
     document = parse_document(path, raw, options.roots or (path.parent.resolve(),), options.max_nesting)
     warnings += document.refused
     deadline.check()
@@ -404,12 +408,9 @@ def _pdf_items_locked(
             deadline.check()
             try:
                 items += _page_items(pdf, number, options, deadline, warnings)
-            except BadFileError as e:
-                if str(e).startswith("took longer"):
-                    raise
-                failed += 1
-                warnings.append(f"page {number} left out: {e}")
-            except (pdfium.PdfiumError, ValueError, OSError, MemoryError, RecursionError) as e:
+            except TimeLimitError:
+                raise
+            except (BadFileError, pdfium.PdfiumError, ValueError, OSError, MemoryError, RecursionError) as e:
                 failed += 1
                 warnings.append(f"page {number} left out: {failure_reason(e)}")
         if failed and failed == stop - first:

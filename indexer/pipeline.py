@@ -32,6 +32,7 @@ from indexer.extract import (
     failure_reason,
     file_digest,
     pdf_page_count,
+    read_text,
     sidecars,
 )
 from indexer.items import FileResult, Item, display_path, object_id
@@ -137,7 +138,7 @@ class Indexer:
     def run(self, paths: Sequence[Path], *, prune: bool = False, progress: Progress | None = None) -> IndexReport:
         started = time.perf_counter()
         report = IndexReport()
-        found = discover(paths, self.options.max_nesting, self.options.roots)
+        found = discover(paths, self.options.max_nesting, self.options.roots, self.options.max_text_bytes)
         candidates, report.failures, report.warnings = found.candidates, found.failures, found.warnings
         options = replace(self.options, roots=found.roots)
         report.seen = len(candidates) + len(report.failures)
@@ -353,7 +354,9 @@ class Found:
     """The indexed folders (a file's own folder when a file was given), plus the allowed extra ones."""
 
 
-def discover(paths: Sequence[Path], max_nesting: int = 64, extra_roots: Sequence[Path] = ()) -> Found:
+def discover(
+    paths: Sequence[Path], max_nesting: int = 64, extra_roots: Sequence[Path] = (), max_text_bytes: int = 2 * 2**20
+) -> Found:
     """Files under the given paths (hidden ones skipped), minus image sidecars and images shown by documents.
 
     Folders are walked without following symlinked folders, at most `max_nesting` deep; a symlinked file counts
@@ -377,7 +380,7 @@ def discover(paths: Sequence[Path], max_nesting: int = 64, extra_roots: Sequence
             found.failures.append((display_path(given), "no such file or directory"))
     found.roots = tuple(roots) + tuple(extra_roots)
     files = [(p, root) for p, root in files if _confined(p, found)]
-    linked = {path: _linked(path, found.roots) for path, _ in files}
+    linked = {path: _linked(path, found.roots, max_text_bytes, max_nesting) for path, _ in files}
     shown = {image for images in linked.values() for image in images}
     captions = {side for path, _ in files if path.suffix.lower() in IMAGE_SUFFIXES for side in sidecars(path)}
     for path, root in sorted(files):
@@ -440,11 +443,12 @@ def _confined(path: Path, found: Found) -> bool:
     return False
 
 
-def _linked(path: Path, roots: Sequence[Path]) -> tuple[Path, ...]:
+def _linked(path: Path, roots: Sequence[Path], max_text_bytes: int, max_nesting: int) -> tuple[Path, ...]:
+    """The images a document shows, read as extraction reads it (the same text limit and nesting bound)."""
     if path.suffix.lower() not in (".md", ".markdown", ".html", ".htm"):
         return ()
     try:
-        return tuple(linked_images(path, path.read_bytes().decode("utf-8-sig"), roots))
+        return tuple(linked_images(path, read_text(path, max_text_bytes), roots, max_nesting))
     except Exception:
         return ()  # extraction reports the problem
 
