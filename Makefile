@@ -6,9 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup install weaviate browser demo test lint typecheck pytest lock clean
+.PHONY: setup system install weaviate browser demo test lint typecheck pytest lock clean
 
-setup: install weaviate
+setup: system install weaviate
+
+# Debian's Cairo, which CairoSVG renders SVG charts with (usually already there); installed once.
+system:
+	@ldconfig -p | grep -q 'libcairo.so.2 ' || ($(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcairo2)
 
 # The lock pins every version (uv resolves it for all platforms); uv installs from its cache, so a second
 # environment on the same machine costs seconds and an existing one is never reinstalled.

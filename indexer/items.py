@@ -10,20 +10,25 @@ from typing import Any, Literal
 
 from PIL import Image
 
-Kind = Literal["image", "page", "text"]
+Kind = Literal["image", "page", "text", "table"]
+
+Box = tuple[float, float, float, float]
+"""(x0, top, x1, bottom) in PDF points on the page as displayed (rotation applied), origin at its top-left."""
 
 _NAMESPACE = uuid.UUID("8f3b8a4e-6d0c-5a55-9c1e-6d6d72616701")
 
 
 @dataclass
 class Item:
-    """One searchable piece of a file: an image (chart, figure, photo), a rendered PDF page, or a text chunk."""
+    """One searchable piece of a file: an image (chart, figure, photo), a rendered PDF page, a text chunk, or a
+    table (its Markdown as text)."""
 
     kind: Kind
     locator: str
-    """Unique within the file: 'image', 'page:3', 'page:3:figure:1', 'chunk:7', 'figure:2'."""
+    """Unique within the file: 'image', 'page:3', 'page:3:figure:1', 'page:3:table:0', 'chunk:7', 'figure:2'."""
     text: str = ""
-    """The chunk text, or the caption of an image/page."""
+    """What BM25 and the text embedder read: the chunk; for a figure its caption, the words inside it (titles, axis
+    labels, legends) and the document's sentences that refer to it; for a table its caption and Markdown."""
     image: Image.Image | None = None
     page: int | None = None
     chunk: int | None = None
@@ -36,6 +41,12 @@ class Item:
     """The image as CLIP's input tensor, when extraction ran in a thread that could prepare it."""
     size: tuple[int, int] | None = None
     """(width, height) of the image, kept when the pixels are dropped after preprocessing."""
+    label: str | None = None
+    """The figure's or table's label as printed: 'Figure 2', 'Fig. 3.1', 'Table 1' (None: unlabelled)."""
+    caption: str | None = None
+    """The caption paragraph (label included), or for an unlabelled figure the text next to it."""
+    bbox: Box | None = None
+    """Where a figure or table sits on its PDF page."""
 
     @property
     def visual(self) -> bool:
