@@ -55,6 +55,7 @@ def _print_report(report: IndexReport) -> None:
     table = Table(title="mmrag index", show_header=False)
     for key, value in summary["files"].items():
         table.add_row(f"files {key}", str(value))
+    table.add_row("found", report.found_line())
     table.add_row("warnings", str(len(report.warnings)))
     table.add_row("objects written", str(report.written))
     table.add_row("objects deleted", str(report.deleted))
@@ -90,14 +91,22 @@ def stats(
 
 
 def delete(
-    source: Path = typer.Option(..., "--source", help="A file, or a folder: everything indexed under it."),
+    source: Path | None = typer.Option(None, "--source", help="A file, or a folder: everything indexed under it."),
+    all_objects: bool = typer.Option(False, "--all", help="The whole collection, schema included."),
     collection: str | None = typer.Option(None, help="Collection (default: MMRAG_COLLECTION)."),
 ) -> None:
-    """Delete the objects of a source file (or of every file under a folder)."""
-    from indexer.service import delete_source
+    """Delete the objects of a source file (or of every file under a folder), or the whole collection."""
+    from indexer.service import delete_collection, delete_source
     from mmrag.settings import load_settings
 
-    deleted = delete_source(load_settings(**({"collection": collection} if collection else {})), source)
+    if (source is None) == (not all_objects):
+        raise ConfigError("give either --source PATH or --all")
+    settings = load_settings(**({"collection": collection} if collection else {}))
+    if source is None:
+        deleted = delete_collection(settings)
+        out.print(f"deleted collection {settings.collection} ({deleted} objects)", highlight=False)
+        return
+    deleted = delete_source(settings, source)
     out.print(f"deleted {deleted} objects of {source}")
 
 

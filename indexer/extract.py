@@ -23,9 +23,17 @@ from PIL import Image, ImageOps
 from indexer.items import FileResult, Item, display_path
 
 if TYPE_CHECKING:
+    from indexer.documents import Figure
+    from indexer.figures import PageFigures
+    from indexer.svg import Drawing
     from mmrag.settings import Settings
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+    Layout = PageFigures
+    """What the table pass needs of a page: its figures, text lines and captions, and how it is displayed."""
+
+RASTER_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+SVG_SUFFIXES = frozenset({".svg"})
+IMAGE_SUFFIXES = RASTER_SUFFIXES | SVG_SUFFIXES
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm"})
 PDF_SUFFIXES = frozenset({".pdf"})
 SUPPORTED_SUFFIXES = IMAGE_SUFFIXES | TEXT_SUFFIXES | PDF_SUFFIXES
@@ -56,6 +64,10 @@ class ExtractOptions:
     """Rendered PDF pages are this many pixels on their long side."""
     min_figure_px: int = 96
     """Embedded PDF images smaller than this (either side) are decoration, not figures."""
+    figures: bool = True
+    """Find figures (vector and raster charts) and tables on PDF pages; off, a PDF gives pages and text only."""
+    figure_long_side: int = 2048
+    """Figure crops are rendered at twice the page render's scale (or more), at most this on their long side."""
     max_pdf_pages: int = 2000
     """Pages read per PDF."""
     max_page_objects: int = 20_000
@@ -74,6 +86,7 @@ class ExtractOptions:
         return cls(
             max_pixels=int(settings.max_image_megapixels * 1_000_000),
             max_aspect_ratio=settings.max_aspect_ratio,
+            figures=settings.pdf_figures,
             max_pdf_pages=settings.max_pdf_pages,
             max_page_objects=settings.max_page_objects,
             max_nesting=settings.max_nesting,
@@ -168,7 +181,7 @@ def _items(
     deadline = Deadline(options.timeout_s)
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
-        return _image_items(path, options)
+        return _image_items(path, options, warnings)
     if suffix in PDF_SUFFIXES:
         return _pdf_items(path, options, pages, deadline, warnings)
     if suffix in TEXT_SUFFIXES:
@@ -189,7 +202,12 @@ def load_image(
     path: Path, max_pixels: int, max_aspect_ratio: float | None = None, long_side: int | None = None
 ) -> Image.Image:
     """An RGB image (first frame of animations, EXIF orientation applied, transparency on white), refused when
-    larger than `max_pixels` or more elongated than `max_aspect_ratio`, shrunk to `long_side` when given."""
+    larger than `max_pixels` or more elongated than `max_aspect_ratio`, shrunk to `long_side` when given. An SVG
+    is drawn (indexer/svg.py), within the same bounds."""
+    if path.suffix.lower() in SVG_SUFFIXES:
+        from indexer.svg import load_svg
+
+        return load_svg(path, max_pixels, max_aspect_ratio, long_side).image
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # PIL's notes on corrupt EXIF: not the user's business
@@ -235,10 +253,32 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _image_items(path: Path, options: ExtractOptions) -> list[Item]:
-    image = load_image(path, options.max_pixels, options.max_aspect_ratio, options.keep_long_side)
+def _image_items(path: Path, options: ExtractOptions, warnings: list[str]) -> list[Item]:
     caption = " ".join(_sidecar_text(p, options) for p in sidecars(path)).strip()
+    if path.suffix.lower() in SVG_SUFFIXES:
+        drawing = _load_svg(path, options, warnings)
+        text = " ".join(part for part in (caption, drawing.words) if part)
+        return [Item(kind="image", locator="image", text=text, image=drawing.image, image_path=display_path(path))]
+    image = load_image(path, options.max_pixels, options.max_aspect_ratio, options.keep_long_side)
     return [Item(kind="image", locator="image", text=caption, image=image, image_path=display_path(path))]
+
+
+def _load_svg(path: Path, options: ExtractOptions, warnings: list[str], markup: str | None = None) -> Drawing:
+    """An SVG file (or the inline `markup` of a document) drawn within the options' bounds; what it links to is
+    not read, and said in `warnings`."""
+    from indexer.svg import load_svg, render_svg, standalone
+
+    bounds = (options.max_pixels, options.max_aspect_ratio, options.keep_long_side, options.max_nesting)
+    if markup is None:
+        drawing = load_svg(path, *bounds, max_elements=options.max_page_objects)
+    else:
+        drawing = render_svg(standalone(markup), *bounds, max_elements=options.max_page_objects)
+    if drawing.refused:
+        shown = ", ".join(repr(url[:80]) for url in drawing.refused[:3])
+        more = f" and {len(drawing.refused) - 3} more" if len(drawing.refused) > 3 else ""
+        where = "" if markup is None else "inline "
+        warnings.append(f"{where}SVG {display_path(path.name)}: links not followed: {shown}{more}")
+    return drawing
 
 
 def _sidecar_text(path: Path, options: ExtractOptions) -> str:
@@ -341,21 +381,41 @@ def _text_items(path: Path, options: ExtractOptions, deadline: Deadline, warning
     ]
     for i, figure in enumerate(document.figures):
         deadline.check()
-        try:
-            image = load_image(figure.path, options.max_pixels, options.max_aspect_ratio, options.keep_long_side)
-        except (BadFileError, OSError) as e:  # a broken linked image costs the figure, not the document
-            warnings.append(f"image {display_path(figure.path)} left out: {failure_reason(e)}")
-            continue
-        items.append(
-            Item(
-                kind="image",
-                locator=f"figure:{i}",
-                text=figure.caption,
-                image=image,
-                image_path=display_path(figure.path),
-            )
-        )
+        if (item := _figure_item(path, i, figure, options, warnings)) is not None:
+            items.append(item)
+    for i, table in enumerate(document.tables):
+        text = f"{table.caption}\n{table.markdown}".strip()
+        items.append(Item(kind="table", locator=f"table:{i}", text=text, label=table.label, caption=table.caption))
+    deadline.check()
+    _add_references(items, document.text)
     return items
+
+
+def _figure_item(path: Path, i: int, figure: Figure, options: ExtractOptions, warnings: list[str]) -> Item | None:
+    """A document's figure as an image item: its caption, alt text and (for an SVG) the words it shows; None
+    when the image cannot be read (said in `warnings`: it costs the figure, not the document)."""
+    source = figure.path or path
+    words = ""
+    try:
+        if figure.svg is not None or source.suffix.lower() in SVG_SUFFIXES:
+            drawing = _load_svg(source, options, warnings, figure.svg)
+            image, words = drawing.image, drawing.words
+        else:
+            image = load_image(source, options.max_pixels, options.max_aspect_ratio, options.keep_long_side)
+    except (BadFileError, OSError, RecursionError, MemoryError) as e:
+        what = f"inline SVG {i}" if figure.svg is not None else f"image {display_path(source)}"
+        warnings.append(f"{what} left out: {failure_reason(e)}")
+        return None
+    alt = "" if figure.alt in figure.caption or figure.alt in words else figure.alt
+    return Item(
+        kind="image",
+        locator=f"figure:{i}",
+        text=" ".join(part for part in (figure.caption, alt, words) if part),
+        image=image,
+        image_path=None if figure.path is None else display_path(figure.path),
+        label=figure.label,
+        caption=figure.caption or None,
+    )
 
 
 def pdf_page_count(path: Path) -> int | None:
@@ -403,11 +463,13 @@ def _pdf_items_locked(
                 f"pages {options.max_pdf_pages + 1}-{total} not indexed (MMRAG_MAX_PDF_PAGES={options.max_pdf_pages})"
             )
         items: list[Item] = []
+        body: list[str] = []
+        layouts: dict[int, Layout] = {}
         failed = 0
         for number in range(first, stop):
             deadline.check()
             try:
-                items += _page_items(pdf, number, options, deadline, warnings)
+                items += _page_items(pdf, number, options, deadline, warnings, body, layouts)
             except TimeLimitError:
                 raise
             except (BadFileError, pdfium.PdfiumError, ValueError, OSError, MemoryError, RecursionError) as e:
@@ -415,9 +477,71 @@ def _pdf_items_locked(
                 warnings.append(f"page {number} left out: {failure_reason(e)}")
         if failed and failed == stop - first:
             raise BadFileError(f"no page could be read ({warnings[-1]})")
+        if layouts:
+            items = _add_tables(path, items, layouts, options, deadline, warnings)
+        _add_references(items, "\n".join(body))
         return items
     finally:
         pdf.close()
+
+
+def _add_tables(
+    path: Path,
+    items: list[Item],
+    layouts: dict[int, Layout],
+    options: ExtractOptions,
+    deadline: Deadline,
+    warnings: list[str],
+) -> list[Item]:
+    """Ruled tables (pdfplumber) on the pages that may hold one, as table items with their caption; a figure
+    that is one of them (a table with shaded rows looks like a drawing) gives way to it."""
+    from indexer.captions import table_captions
+    from indexer.geometry import covers
+    from indexer.tables import find_pdf_tables
+
+    found = find_pdf_tables(
+        path, sorted(layouts), max_objects=options.max_page_objects, check=deadline.check, warnings=warnings
+    )
+    dropped: set[str] = set()
+    tables: list[Item] = []
+    for number, regions in sorted(found.items()):
+        layout = layouts[number]
+        rects = [layout.view.of_display(region.bbox) for region in regions]
+        for i, (region, caption) in enumerate(zip(regions, table_captions(rects, layout.captions), strict=True)):
+            text = caption.text if caption else ""
+            tables.append(
+                Item(
+                    kind="table",
+                    locator=f"page:{number}:table:{i}",
+                    text=f"{text}\n{region.markdown}".strip()[: options.chunk_size * 8],
+                    page=number,
+                    label=caption.label.text if caption and caption.label else None,
+                    caption=text or None,
+                    bbox=region.bbox,
+                )
+            )
+        for item in items:
+            if item.page != number or item.kind != "image" or item.bbox is None:
+                continue
+            if any(covers(region.bbox, item.bbox) or covers(item.bbox, region.bbox, 0.9) for region in regions):
+                dropped.add(item.locator)
+    kept = [item for item in items if item.locator not in dropped]
+    return kept + tables
+
+
+def _add_references(items: list[Item], body: str) -> None:
+    """Append to each labelled figure and table the body sentences that refer to it ("as shown in Figure 3")."""
+    from indexer.captions import References, caption_label
+
+    labelled = [item for item in items if item.label and item.caption and item.kind in ("image", "table")]
+    if not labelled:
+        return
+    index = References(body)
+    for item in labelled:
+        label = caption_label(item.caption or "")
+        found = index.about(label, exclude=item.caption or "") if label else ""
+        if found:
+            item.text = f"{item.text}\n{found}"
 
 
 def _has_encrypt_dict(path: Path, span: int = 1 << 20) -> bool:
@@ -428,7 +552,17 @@ def _has_encrypt_dict(path: Path, span: int = 1 << 20) -> bool:
         return b"/Encrypt" in head or b"/Encrypt" in f.read(span)
 
 
-def _page_items(pdf: Any, number: int, options: ExtractOptions, deadline: Deadline, warnings: list[str]) -> list[Item]:
+def _page_items(
+    pdf: Any,
+    number: int,
+    options: ExtractOptions,
+    deadline: Deadline,
+    warnings: list[str],
+    body: list[str],
+    layouts: dict[int, Layout],
+) -> list[Item]:
+    """The page image, its text chunks, and its figures and tables; its body text (no caption, no figure's
+    labels) goes to `body`, where references to figures are looked for."""
     page = pdf[number - 1]
     textpage = page.get_textpage()
     text = textpage.get_text_range().replace("\r\n", "\n").strip()
@@ -437,9 +571,9 @@ def _page_items(pdf: Any, number: int, options: ExtractOptions, deadline: Deadli
         warnings.append(f"page {number}: text after {options.max_text_bytes} characters not indexed")
     items = []
     width, height = page.get_size()
+    scale = options.page_long_side / max(width, height, 1)
     try:
         check_aspect(max(round(width), 1), max(round(height), 1), options.max_aspect_ratio)
-        scale = options.page_long_side / max(width, height, 1)
         rendered = page.render(scale=scale).to_pil().convert("RGB")
         items.append(Item(kind="page", locator=f"page:{number}", text=text[:1000], image=rendered, page=number))
     except BadFileError as e:
@@ -447,7 +581,13 @@ def _page_items(pdf: Any, number: int, options: ExtractOptions, deadline: Deadli
     deadline.check()
     for i, chunk in enumerate(chunk_text(text, options)):
         items.append(Item(kind="text", locator=f"page:{number}:chunk:{i}", text=chunk, page=number, chunk=i))
-    items += _pdf_figures(page, textpage, number, text, options, deadline, warnings)
+    if options.figures:
+        try:
+            items += _pdf_figures(page, textpage, number, scale, options, deadline, warnings, body, layouts)
+        except TimeLimitError:
+            raise
+        except Exception as e:  # the page's figures are lost, not its text and image
+            warnings.append(f"page {number}: figures not read: {failure_reason(e)}")
     return items
 
 
@@ -455,42 +595,66 @@ def _pdf_figures(
     page: Any,
     textpage: Any,
     number: int,
-    page_text: str,
+    page_scale: float,
     options: ExtractOptions,
     deadline: Deadline,
     warnings: list[str],
+    body: list[str],
+    layouts: dict[int, Layout],
 ) -> list[Item]:
-    import pypdfium2.raw as pdfium_c
+    """The figures of one page, each rendered from the page at (at least) twice the page image's scale. A page
+    that may hold a table (ruled lines, a table's caption) keeps its layout in `layouts` for the table pass."""
+    from indexer.captions import match_captions, nearby_text
+    from indexer.figures import find_figures
 
-    figures: list[Item] = []
-    for seen, obj in enumerate(page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=3)):
-        if seen >= options.max_page_objects:
-            warnings.append(
-                f"page {number}: more than {options.max_page_objects} images; the rest not scanned "
-                "(MMRAG_MAX_PAGE_OBJECTS)"
-            )
-            break
-        if seen % 256 == 0:
-            deadline.check()
-        px_width, px_height = obj.get_px_size()
-        if min(px_width, px_height) < options.min_figure_px or px_width * px_height > options.max_pixels:
-            continue
-        if max(px_width, px_height) / max(min(px_width, px_height), 1) > options.max_aspect_ratio:
-            continue
-        try:
-            image = obj.get_bitmap(render=True).to_pil().convert("RGB")
-        except Exception:  # a broken image object costs that figure
-            continue
-        if max(image.size) > options.keep_long_side:
-            image.thumbnail((options.keep_long_side, options.keep_long_side), reducing_gap=2.0)
-        left, bottom, right, top = obj.get_bounds()
-        nearby = textpage.get_text_bounded(left - 36, bottom - 72, right + 36, top + 36).strip()
-        caption = " ".join((nearby or page_text[:500]).split())
-        index = len(figures)
-        figures.append(
-            Item(kind="image", locator=f"page:{number}:figure:{index}", text=caption, image=image, page=number)
+    found = find_figures(page, textpage, options.max_page_objects)
+    if not found.scanned_all:
+        warnings.append(
+            f"page {number}: more than {options.max_page_objects} objects; the rest not scanned for figures "
+            "(MMRAG_MAX_PAGE_OBJECTS)"
         )
-    return figures
+    deadline.check()
+    match_captions(found.figures, found.captions)
+    taken = {i for c in found.captions for i in c.lines} | {i for f in found.figures for i in f.inside}
+    free = [line for i, line in enumerate(found.lines) if i not in taken]
+    body += [line.text for line in sorted(free, key=lambda line: line.order)]
+    if found.grids or any(c.label is not None and c.label.table for c in found.captions):
+        layouts[number] = found
+    width, height = page.get_size()
+    items: list[Item] = []
+    for figure in sorted(found.figures, key=lambda f: (-f.rect[3], f.rect[0])):
+        deadline.check()
+        box = found.view.display(figure.rect)
+        long_side = max(box[2] - box[0], box[3] - box[1], 1.0)
+        scale = min(2 * page_scale, options.figure_long_side / long_side)
+        try:
+            pad = 3.0  # the crop keeps a little white around the figure's outermost marks
+            crop = (
+                max(box[0] - pad, 0),
+                max(height - box[3] - pad, 0),
+                max(width - box[2] - pad, 0),
+                max(box[1] - pad, 0),
+            )
+            image = page.render(scale=scale, crop=crop).to_pil().convert("RGB")
+        except Exception as e:  # a figure that cannot be drawn costs that figure
+            warnings.append(f"page {number}: a figure left out: {failure_reason(e)}")
+            continue
+        caption = figure.caption.text if figure.caption else nearby_text(figure, found.lines, taken)
+        label = figure.caption.label.text if figure.caption and figure.caption.label else None
+        words = figure.words(found.lines)
+        items.append(
+            Item(
+                kind="image",
+                locator=f"page:{number}:figure:{len(items)}",
+                text="\n".join(part for part in (caption, words) if part),
+                image=image,
+                page=number,
+                label=label,
+                caption=caption or None,
+                bbox=box,
+            )
+        )
+    return items
 
 
 def _item_digest(item: Item) -> str:

@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -59,6 +59,8 @@ class IndexReport:
     written: int = 0
     deleted: int = 0
     items: int = 0
+    found: Counter[str] = field(default_factory=Counter)
+    """What the indexed files held, by `FOUND` category (files that failed are not counted)."""
     seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
@@ -69,11 +71,34 @@ class IndexReport:
                 "unchanged": self.unchanged,
                 "failed": len(self.failures),
             },
+            "found": {name: self.found[name] for name in FOUND},
             "failures": [{"path": p, "reason": r} for p, r in self.failures],
             "warnings": [{"path": p, "message": m} for p, m in self.warnings],
             "objects": {"written": self.written, "deleted": self.deleted},
             "seconds": round(self.seconds, 3),
         }
+
+    def found_line(self) -> str:
+        """'12 pages, 7 figures, 2 tables, 40 text chunks': pages, figures and tables always, the rest when there."""
+        parts = []
+        for name in FOUND:
+            n = self.found[name]
+            if n or name in ("pages", "figures", "tables"):
+                noun = FOUND[name] if n != 1 else FOUND[name].removesuffix("s")
+                parts.append(f"{n} {noun}")
+        return ", ".join(parts)
+
+
+FOUND = {"pages": "pages", "figures": "figures", "tables": "tables", "images": "images", "chunks": "text chunks"}
+"""Categories of found items in the index report (name: how the summary line says it)."""
+
+
+def found_category(item: Item) -> str:
+    """`FOUND` category of an item: a figure is an image inside a document (a PDF page's 'page:3:figure:1', an
+    HTML or Markdown 'figure:2'), an image is an image file of its own."""
+    if item.kind == "image":
+        return "images" if item.locator == "image" else "figures"
+    return {"page": "pages", "table": "tables"}.get(item.kind, "chunks")
 
 
 @dataclass(frozen=True)
@@ -116,6 +141,7 @@ class _FileProgress:
     seconds: float = 0.0
     written: bool = False
     failed: bool = False
+    found: Counter[str] = field(default_factory=Counter)
 
 
 Progress = Callable[[int, int, int], None]
@@ -179,6 +205,7 @@ class Indexer:
                 else:
                     report.warnings += [(key, w) for w in result.warnings]
                     track.items += len(result.items)
+                    track.found.update(found_category(item) for item in result.items)
                     track.written = track.written or bool(result.items)
                     pending.append((job.candidate, result, track.items if result.final else 0))
                     if result.final and track.items == 0:
@@ -188,6 +215,7 @@ class Indexer:
                     elif result.final:
                         written_files.append((key, job.sha256))
                         report.indexed += 1
+                        report.found.update(track.found)
                         done += 1
                 if sum(len(r.items) for _, r, _ in pending) >= self.batch_items or n == len(jobs):
                     report.written += self._flush(pending, write)
@@ -485,7 +513,11 @@ def _properties(
         "mtime": datetime.fromtimestamp(result.mtime, timezone.utc),
         "created": now,
         "image_path": item.image_path,
+        "label": item.label,
+        "caption": item.caption,
     }
+    if item.bbox is not None:
+        properties["bbox"] = [round(float(v), 2) for v in item.bbox]
     if describer is not None and item.kind == "image":
         properties["describer"] = describer.name
     if item.size is not None:

@@ -79,6 +79,12 @@ def collection_stats(settings: Settings) -> dict[str, Any]:
         return Store(client, settings.collection).stats()
 
 
+def delete_collection(settings: Settings) -> int:
+    """Delete the settings' collection, schema included (to rebuild it with other models or a new schema)."""
+    with connect(settings) as client:
+        return Store(client, settings.collection).drop()
+
+
 def delete_source(settings: Settings, source: Path) -> int:
     from weaviate.classes.query import Filter
 

@@ -1,15 +1,18 @@
 """The Weaviate collection: its versioned schema, the models it was built with, writes, deletes and stats.
 
 One object per item. Named vectors: `clip` (image embedding for images and pages, CLIP text embedding for text
-chunks) and `text` (the text embedder, on chunks and captions); BM25 over `text`. The collection description holds
-the schema version and the models (id and vector size) that built it, and other models are refused.
+chunks and tables) and `text` (the text embedder, on chunks, captions and tables); BM25 over `text`. A figure or table
+also keeps its `label` ("Figure 2"), `caption` and `bbox` on its PDF page, so every answer can say where it came from.
+The collection description holds the schema version and the models (id and vector size) that built it, and other
+models or schema versions are refused.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -23,10 +26,15 @@ from weaviate.exceptions import WeaviateBaseError
 
 from mmrag.errors import MmragError, WeaviateUnavailableError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: figures and tables with `label`, `caption` and `bbox`."""
 CLIP_VECTOR = "clip"
 TEXT_VECTOR = "text"
 _DELETE_PAGE = 5000
+_REBUILD = (
+    "Index your files again into another collection (MMRAG_COLLECTION), or delete this one "
+    "(mmrag delete --all) and index them again (mmrag index)"
+)
 
 
 class CollectionMismatchError(MmragError):
@@ -35,6 +43,10 @@ class CollectionMismatchError(MmragError):
 
 class UnknownCollectionError(MmragError):
     """The collection does not exist (nothing indexed into it yet)."""
+
+
+class UnknownObjectError(MmragError):
+    """No object has this id in the collection."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,9 @@ def _properties() -> list[Property]:
         field_("image_path"),
         Property(name="thumbnail", data_type=DataType.BLOB),
         field_("describer"),
+        field_("label"),  # filterable: `label == "Figure 2"`
+        Property(name="caption", data_type=DataType.TEXT, index_searchable=False, index_filterable=False),
+        Property(name="bbox", data_type=DataType.NUMBER_ARRAY, index_filterable=False),
     ]
 
 
@@ -122,13 +137,19 @@ class Store:
         config = self.call(lambda: self.collection.config.get())
         return CollectionInfo.from_description(config.description)
 
-    def require(self) -> CollectionInfo:
-        """The info of an existing mmrag collection, or a clear error."""
+    def require(self, current_schema: bool = False) -> CollectionInfo:
+        """The info of an existing mmrag collection, or a clear error; with `current_schema`, also refused when it
+        was built with another schema version (its objects lack properties that searches return)."""
         info = self.info()
         if info is None:
             if self.exists():
                 raise CollectionMismatchError(f"collection {self.name} was not created by mmrag")
             raise UnknownCollectionError(f"collection {self.name} does not exist: index some files first (mmrag index)")
+        if current_schema and info.schema_version != SCHEMA_VERSION:
+            raise CollectionMismatchError(
+                f"collection {self.name} was built with schema v{info.schema_version}; this version of mmrag reads "
+                f"schema v{SCHEMA_VERSION}. {_REBUILD}"
+            )
         return info
 
     def ensure(self, clip_model: str, text_model: str, dims: Callable[[], tuple[int, int]]) -> CollectionInfo:
@@ -144,7 +165,7 @@ class Store:
             raise CollectionMismatchError(
                 f"collection {self.name} was built with CLIP {current.clip_model} and text model "
                 f"{current.text_model} (schema v{current.schema_version}); these settings use CLIP {clip_model} and "
-                f"{text_model} (schema v{SCHEMA_VERSION}). Use another MMRAG_COLLECTION, or delete this one first"
+                f"{text_model} (schema v{SCHEMA_VERSION}). {_REBUILD}"
             )
         return current
 
@@ -212,6 +233,24 @@ class Store:
         """Delete the objects of one version of a source (parts of a file that then failed)."""
         where = Filter.by_property("source_path").equal(source_path) & Filter.by_property("file_sha256").equal(sha256)
         return self.delete_where(where)
+
+    def drop(self) -> int:
+        """Delete the whole collection, schema included; how many objects it held."""
+        self.require()
+        count = self.call(lambda: self.collection.aggregate.over_all(total_count=True).total_count or 0)
+        self.call(lambda: self.client.collections.delete(self.name))
+        return int(count)
+
+    def fetch(self, object_id: str, properties: Sequence[str]) -> dict[str, Any]:
+        """Some properties of one object, or UnknownObjectError."""
+        try:
+            uuid.UUID(object_id)
+        except ValueError as e:
+            raise UnknownObjectError(f"{object_id!r} is not an object id (ids look like {uuid.UUID(int=0)})") from e
+        obj = self.call(lambda: self.collection.query.fetch_object_by_id(object_id, return_properties=list(properties)))
+        if obj is None:
+            raise UnknownObjectError(f"no object {object_id} in collection {self.name}")
+        return dict(obj.properties)
 
     def delete_sources(self, source_paths: Iterable[str]) -> int:
         paths = list(source_paths)

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     max_aspect_ratio: float = Field(
         50, ge=1, description="Images longer than this many times their width (or the reverse) are refused."
     )
+    pdf_figures: bool = Field(
+        True, description="Find charts (vector and raster) and tables on PDF pages and index each on its own."
+    )
     max_pdf_pages: int = Field(2000, ge=1, description="Pages read per PDF; later pages are reported and skipped.")
     max_page_objects: int = Field(
         20000, ge=1, description="Drawing objects scanned per PDF page for figures; beyond, the page's figures skip."

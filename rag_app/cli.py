@@ -1,4 +1,4 @@
-"""`mmrag search`, `mmrag ask`, `mmrag batch`."""
+"""`mmrag search`, `mmrag ask`, `mmrag batch`, `mmrag crop`."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def search(
     query: str = typer.Argument(..., help="What to look for."),
     k: int | None = typer.Option(None, "--k", help="Number of results (default: MMRAG_K)."),
     mode: str | None = typer.Option(None, help="image, text or hybrid (default: MMRAG_MODE)."),
-    kind: list[str] = typer.Option([], help="Only these kinds (image, page, text); repeatable."),
+    kind: list[str] = typer.Option([], help="Only these kinds (image, page, text, table); repeatable."),
     source: str | None = typer.Option(None, help="Only sources under this path prefix."),
     json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
 ) -> None:
@@ -36,11 +36,7 @@ def search(
 
     results = run_search(_settings(k=k, mode=mode), query, kinds=kind, source_prefix=source)
     if json_output:
-        rows = [
-            {"id": s.id, "kind": s.kind, "source": s.source, "page": s.page, "score": round(s.score, 6), "text": s.text}
-            for s in results
-        ]
-        print(json.dumps({"results": rows}))
+        print(json.dumps({"results": [s.as_json() for s in results]}))
         return
     if not results:
         out.print("no results")
@@ -102,6 +98,21 @@ def batch(
     out.print(summary.table())
 
 
+def crop(
+    object_id: str = typer.Argument(..., metavar="ID", help="An object id, as `search --json` and `ask --json` give."),
+    out_path: Path | None = typer.Option(
+        None, "-o", "--out", help="Image file to write (.png, .jpg; default: named by its file, page and label)."
+    ),
+    collection: str | None = typer.Option(None, help="Collection (default: MMRAG_COLLECTION)."),
+) -> None:
+    """Write the picture of an indexed object: a figure's or table's crop from its PDF page, a page, an image."""
+    from rag_app.service import write_picture
+
+    picture = write_picture(_settings(collection=collection), object_id, out_path)
+    width, height = picture.size
+    _show(f"wrote {plain(str(picture.path))} ({width}x{height}): {plain(picture.source.label)}")
+
+
 def _batch_notes(summary: BatchSummary, limit: int = 20) -> list[str]:
     """One stderr line per duplicate id and per row error, at most `limit`."""
     notes = [
@@ -129,3 +140,4 @@ def register(app: typer.Typer) -> None:
     app.command("search")(search)
     app.command("ask")(ask)
     app.command("batch")(batch)
+    app.command("crop")(crop)

@@ -15,10 +15,11 @@ from rag_app.search import Hit, Mode, Searcher, SearchFilters
 class MultimodalRetriever(BaseRetriever):
     """Retrieves the k most relevant charts, pages and passages for a question.
 
-    Each Document's page_content is the chunk text or the image caption; metadata holds id, kind, source,
-    source_path, page, chunk, score (fused), the raw similarities, and `image_path` (the image on disk, when it is a
-    file) for images and pages. `k`, `mode`, `kinds` and `source_prefix` can be overridden per call:
-    ``retriever.invoke("question", k=8, kinds=["image"])``.
+    Each Document's page_content is the chunk text, the image caption or the table; metadata holds id, kind, source,
+    source_path, page, chunk, score (fused), the raw similarities (text_similarity, clip_similarity, bm25; None for
+    a signal that did not find it), `image_path` (the image on disk, when it is a file), and for a figure or table
+    its `label` ("Figure 2"), `caption` and `bbox` on its PDF page. `k`, `mode`, `kinds` and `source_prefix` can be
+    overridden per call: ``retriever.invoke("question", k=8, kinds=["image"])``.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -52,6 +53,9 @@ def to_document(hit: Hit) -> Document:
         "page": p.get("page"),
         "chunk": p.get("chunk"),
         "image_path": p.get("image_path"),
+        "label": p.get("label"),
+        "caption": p.get("caption"),
+        "bbox": p.get("bbox"),
         "score": hit.score,
         "text_similarity": hit.text_similarity,
         "clip_similarity": hit.clip_similarity,

@@ -16,18 +16,22 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from weaviate.classes.query import Filter, MetadataQuery
 
 from indexer.embedders import ClipEmbedder, TextEmbedder
+from indexer.items import Kind
 from indexer.store import CLIP_VECTOR, TEXT_VECTOR, Store
 from mmrag.errors import ConfigError
 
 Mode = Literal["image", "text", "hybrid"]
 MODES: tuple[Mode, ...] = ("image", "text", "hybrid")
+KINDS: tuple[str, ...] = get_args(Kind)
 RRF_K = 60
 _RETURN = ["kind", "source", "source_path", "page", "chunk", "text", "image_path", "width", "height"]
+_PROVENANCE = ["label", "caption", "bbox"]
+"""A figure's or table's label, caption and box on its page."""
 _VISUAL = ("image", "page")
 
 
@@ -47,7 +51,13 @@ class Hit:
 @dataclass(frozen=True)
 class SearchFilters:
     kinds: tuple[str, ...] = ()
+    """Only objects of these kinds (image, page, text, table); none: all."""
     source_prefix: str | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [kind for kind in self.kinds if kind not in KINDS]
+        if unknown:
+            raise ConfigError(f"unknown kind {unknown[0]!r}: choose from {', '.join(KINDS)}")
 
     def where(self, restrict_kinds: Sequence[str] = ()) -> Any:
         clauses = []
@@ -115,7 +125,7 @@ class Searcher:
                 target_vector=target,
                 limit=limit,
                 filters=where,
-                return_properties=_RETURN,
+                return_properties=_RETURN + _PROVENANCE,
                 return_metadata=MetadataQuery(distance=True),
             )
         )
@@ -133,7 +143,7 @@ class Searcher:
                 query_properties=["text"],
                 limit=limit,
                 filters=where,
-                return_properties=_RETURN,
+                return_properties=_RETURN + _PROVENANCE,
                 return_metadata=MetadataQuery(score=True),
             )
         )

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import weaviate
+from langchain_core.documents import Document
 
 from indexer.embedders import ClipEmbedder, TextEmbedder, embedders_for
 from indexer.store import Store
 from mmrag.client import connect
+from mmrag.errors import ConfigError
 from mmrag.models import resolve_models
 from mmrag.settings import Settings
 from rag_app.chain import Answer, RagChain, check_question
 from rag_app.generator import Answerer, Generator
 from rag_app.retriever import MultimodalRetriever
 from rag_app.search import Searcher
-from rag_app.sources import Source, SourceImages
+from rag_app.sources import NoImageError, Source, SourceImages
+
+_PICTURE_PROPERTIES = ["kind", "source", "source_path", "page", "image_path", "label", "caption", "bbox"]
 
 
 def make_generator(settings: Settings, adapter: str | None = None) -> Generator:
@@ -41,7 +47,7 @@ def build_chain(
     """A chain over the settings' collection (checked to exist) on given, possibly long-lived, pieces;
     a None generator means retrieval only."""
     store = Store(client, settings.collection)
-    store.require()
+    store.require(current_schema=True)
     retriever = MultimodalRetriever(searcher=Searcher(store, clip, text), k=settings.k, mode=settings.mode)
     return RagChain(retriever, SourceImages(store), generator, settings.min_text_score, settings.image_threshold)
 
@@ -73,3 +79,35 @@ def search(
     with open_chain(settings, retrieval_only=True) as chain:
         documents = chain.retriever.invoke(query, kinds=tuple(kinds), source_prefix=source_prefix)
         return [Source.from_document(n, d) for n, d in enumerate(documents, start=1)]
+
+
+@dataclass(frozen=True)
+class Picture:
+    """An object's picture written to a file."""
+
+    path: Path
+    size: tuple[int, int]
+    source: Source
+
+
+def write_picture(settings: Settings, object_id: str, out: Path | None = None) -> Picture:
+    """Write the pixels of an indexed object: a figure's or table's crop re-rendered from its PDF page, a page, the
+    image file, else the stored thumbnail (`out` defaults to a name made of its file, page and label)."""
+    with connect(settings) as client:
+        store = Store(client, settings.collection)
+        store.require(current_schema=True)
+        properties = store.fetch(object_id.strip(), _PICTURE_PROPERTIES)
+        meta = properties | {"id": object_id.strip()}
+        source = Source.from_document(0, Document(page_content="", metadata=meta))
+        image = SourceImages(store).load(meta)
+    if image is None:
+        raise NoImageError(f"object {source.id} ({source.kind} of {source.source}) has no image")
+    path = out if out is not None else Path(source.picture_name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path)
+    except ValueError as e:  # Pillow knows no format for that suffix
+        raise ConfigError(f"cannot write {path}: name it .png or .jpg") from e
+    except OSError as e:
+        raise ConfigError(f"cannot write {path}: {e.strerror or e}") from e
+    return Picture(path, image.size, source)

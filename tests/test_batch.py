@@ -77,6 +77,9 @@ def test_jsonl_with_bad_rows_and_grading(corpus_settings: Settings, tmp_path: Pa
     assert "invalid JSON" in rows[3]["error"] and rows["empty"]["error"] == "missing question"
     assert rows[5]["error"] == "missing id" and rows[3]["id"] is None and rows[5]["id"] is None
     assert rows["rain"]["sources"][0]["source"] == "charts/rainfall.png" and "correct" in rows["rain"]
+    first = rows["rain"]["sources"][0]
+    assert {"label", "source_path", "caption", "bbox", "image", "text", "text_similarity", "bm25"} <= set(first)
+    assert first["image"] == first["source_path"]  # an image file: its path
     assert {s["source"] for s in rows["sport"]["sources"]} <= {"sports/football.txt"}
     assert set(rows["rain"]) >= {"id", "question", "answer", "abstained", "sources", "timings", "error"}
 

@@ -242,3 +242,83 @@ def test_filter_by_kind_finds_pages(indexer: Indexer, store: Store, corpus: Path
     indexer.run([corpus / "report.pdf"])
     pages = store.collection.query.fetch_objects(filters=Filter.by_property("kind").equal("page"))
     assert {o.properties["page"] for o in pages.objects} == {1, 2}
+
+
+def test_figures_and_tables_keep_label_caption_and_box(indexer: Indexer, store: Store, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from indexer.items import FileResult, Item
+    from indexer.pipeline import Candidate
+
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(b"%PDF-1.4 stand-in: only its path is stored")
+    figure = Item(
+        kind="image",
+        locator="page:4:figure:0",
+        text="Figure 2: Revenue by region\nNorth South East West\nAs shown in Figure 2, the north led.",
+        image=Image.new("RGB", (300, 200), (200, 30, 30)),
+        page=4,
+        label="Figure 2",
+        caption="Figure 2: Revenue by region",
+        bbox=(72.0, 100.5, 372.0, 300.25),
+    )
+    table = Item(
+        kind="table",
+        locator="page:4:table:0",
+        text="Table 1: Headcount by office\n\n| Office | Staff |\n|---|---|\n| Berlin | 12 |",
+        page=4,
+        label="Table 1",
+        caption="Table 1: Headcount by office",
+        bbox=(72.0, 400.0, 300.0, 460.0),
+    )
+    result = FileResult(pdf, "f" * 64, 100, 0.0, items=[figure, table])
+    store.ensure(indexer.clip.name, indexer.text.name, lambda: (indexer.clip.dim, indexer.text.dim))
+    with store.writer() as write:
+        indexer._flush([(Candidate(pdf, tmp_path), result, 2)], write)
+
+    labelled = store.collection.query.fetch_objects(filters=Filter.by_property("label").equal("Figure 2")).objects
+    assert len(labelled) == 1
+    p = labelled[0].properties
+    assert (p["kind"], p["page"], p["caption"]) == ("image", 4, "Figure 2: Revenue by region")
+    assert p["bbox"] == [72.0, 100.5, 372.0, 300.25]
+    tables = store.collection.query.fetch_objects(filters=Filter.by_property("kind").equal("table")).objects
+    assert [t.properties["label"] for t in tables] == ["Table 1"] and "| Berlin | 12 |" in tables[0].properties["text"]
+    found = store.collection.query.bm25("Berlin headcount", query_properties=["text"]).objects
+    assert [o.properties["label"] for o in found] == ["Table 1"]
+    assert store.stats()["by_kind"] == {"image": 1, "table": 1}
+
+    schema = {prop.name: prop for prop in store.collection.config.get().properties}
+    assert schema["label"].tokenization.value == "field" and schema["label"].index_filterable
+    assert not schema["caption"].index_searchable  # the caption is in `text`, which BM25 reads
+    assert schema["bbox"].data_type.value == "number[]"
+
+
+def test_an_older_schema_is_refused_with_how_to_rebuild(settings: Settings, store: Store, indexer: Indexer) -> None:
+    from indexer.store import CollectionInfo
+
+    store._create(CollectionInfo(indexer.clip.name, indexer.clip.dim, indexer.text.name, indexer.text.dim, 1))
+    advice = r"mmrag delete --all\) and index them again \(mmrag index\)"
+    with pytest.raises(CollectionMismatchError, match=advice):
+        indexer.run([Path(__file__)])
+    with pytest.raises(CollectionMismatchError, match=f"schema v1; .* schema v2. .*{advice}"):
+        store.require(current_schema=True)
+    env = cli_env(settings)
+    asked = run_cli(env, "search", "anything")
+    assert asked.returncode == 1 and "mmrag delete --all" in asked.stderr and "Traceback" not in asked.stderr
+    both = run_cli(env, "delete", "--all", "--source", "x")
+    assert both.returncode == 1 and "give either --source PATH or --all" in both.stderr
+    dropped = run_cli(env, "delete", "--all")
+    assert dropped.returncode == 0 and f"deleted collection {settings.collection} (0 objects)" in dropped.stdout
+    assert not store.exists()
+
+
+def test_index_report_says_what_it_found(settings: Settings, corpus: Path) -> None:
+    env = cli_env(settings)
+    result = run_cli(env, "index", str(corpus / "notes.md"), str(corpus / "charts"), "--workers", "0", "--json")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)["found"]
+    # the figure: market_share.png, shown by the note; the images: the three charts
+    assert found == {"pages": 0, "figures": 1, "tables": 0, "images": 3, "chunks": found["chunks"]}
+    assert found["chunks"] >= 1
+    shown = run_cli(cli_env(settings, MMRAG_COLLECTION=settings.collection + "T"), "index", str(corpus / "notes.md"))
+    assert shown.returncode == 0 and "0 pages, 1 figure, 0 tables" in shown.stdout, shown.stdout

@@ -154,15 +154,44 @@ def test_cli_search_and_ask_json(indexed: Settings) -> None:
     found = run_cli(env, "search", "plants sunlight", "--json", "--k", "2")
     assert found.returncode == 0, found.stderr
     results = json.loads(found.stdout)["results"]
-    assert len(results) == 2 and set(results[0]) == {"id", "kind", "source", "page", "score", "text"}
-    assert results[0]["source"] == "science/biology.txt"
+    assert len(results) == 2 and set(results[0]) == SOURCE_KEYS
+    assert results[0]["source"] == "science/biology.txt" and results[0]["label"] == "science/biology.txt"
+    assert results[0]["image"] is None and results[0]["text_similarity"] > 0 and results[0]["bm25"] > 0
 
     asked = run_cli(env, "ask", "Which city in the US has the most rain?", "--json")
     assert asked.returncode == 0, asked.stderr
     answer = json.loads(asked.stdout)
     assert set(answer) == {"answer", "abstained", "sources", "timings"}
-    assert set(answer["sources"][0]) == {"n", "id", "kind", "source", "page", "score"}
-    assert answer["sources"][0]["source"] == "charts/rainfall.png"
+    assert set(answer["sources"][0]) == SOURCE_KEYS
+    chart = answer["sources"][0]
+    assert chart["source"] == "charts/rainfall.png" and chart["image"] == chart["source_path"]
+    assert chart["text"].startswith("Monthly rainfall in Seattle") and chart["figure_label"] is None
+
+    tables = run_cli(env, "search", "rain", "--kind", "table", "--json")  # a kind, even with no object of it
+    assert tables.returncode == 0 and json.loads(tables.stdout) == {"results": []}, tables.stderr
+    wrong = run_cli(env, "search", "rain", "--kind", "chart")
+    assert wrong.returncode == 1 and "unknown kind 'chart': choose from image, page, text, table" in wrong.stderr
+
+
+SOURCE_KEYS = {
+    "n",
+    "id",
+    "kind",
+    "source",
+    "source_path",
+    "page",
+    "label",
+    "figure_label",
+    "caption",
+    "text",
+    "image",
+    "bbox",
+    "score",
+    "text_similarity",
+    "clip_similarity",
+    "bm25",
+}
+"""What `search --json`, `ask --json` and `batch` say of each source."""
 
 
 def test_cli_errors_are_one_clear_line(indexed: Settings, tmp_path: Path) -> None:

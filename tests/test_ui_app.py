@@ -22,7 +22,7 @@ from ui.cli import APP
 
 QUESTION = "What was the revenue in the fourth quarter?"
 SOURCE_LINE = re.compile(r"^\*\*\[(\d+)\]\*\* (.+)$")
-KIND_LINE = re.compile(r"^(image|page|text) · score -?\d+\.\d{3}$")
+KIND_LINE = re.compile(r"^(image|page|text|table) · score -?\d+\.\d{3}$")
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_question_gets_an_answer_and_numbered_sources_with_thumbnails(
     assert ("charts/revenue_by_quarter.png") in {where for _, where in sources}
     kinds = source_kinds(app)
     assert len(kinds) == len(sources) and "image" in kinds
-    assert len(app.main.image) == sum(kind != "text" for kind in kinds)  # a thumbnail for each chart and page
+    assert len(app.main.image) == sum(kind in ("image", "page") for kind in kinds)  # a thumbnail per chart, page
     assert [e.value for e in app.error] == []
 
     app.run()  # any rerun (a widget touched) keeps the history

@@ -20,6 +20,9 @@ from tests.conftest import MMRAG_SCRIPT, cli_env, run_cli
 pytestmark = pytest.mark.browser
 
 QUESTION = "What was the revenue in the fourth quarter?"
+FIGURE_QUESTION = "Annual revenue 2021-2024 in the report"
+FIGURE_SOURCE = "report.pdf p.2, Figure 1: Annual revenue 2021-2024 in million USD"
+FIGURE_CAPTION = "Figure 1: Annual revenue 2021-2024 in million USD, rising every year."
 CHROMIUM_FLAGS = [
     "--headless=new",
     "--no-sandbox",
@@ -109,6 +112,22 @@ def test_question_answer_and_source_thumbnail_in_chromium(ui_url: str, tmp_path:
             assistant.get_by_role("button", name="Enlarge").first.click()
             dialog = page.get_by_role("dialog")
             expect(dialog.get_by_test_id("stImage").locator("img")).to_be_visible(timeout=30_000)
+            page.keyboard.press("Escape")
+            expect(dialog).to_be_hidden()
+
+            box.fill(FIGURE_QUESTION)  # the report's chart: its crop, label and caption; enlarged on its page
+            box.press("Enter")
+            cited = (
+                page.get_by_test_id("stChatMessage")
+                .nth(3)
+                .get_by_test_id("stVerticalBlock")
+                .filter(has_text=FIGURE_SOURCE, has=page.get_by_test_id("stImage"))
+            )
+            expect(cited.last).to_be_visible(timeout=120_000)
+            expect(cited.last.get_by_text(FIGURE_CAPTION)).to_be_visible()
+            cited.last.get_by_role("button", name="Enlarge").click()
+            expect(dialog.get_by_text(FIGURE_CAPTION)).to_be_visible(timeout=30_000)
+            expect(dialog.get_by_test_id("stImage").locator("img")).to_be_visible()
         finally:
             browser.close()
     assert (tmp_path / "ui.png").stat().st_size > 10_000

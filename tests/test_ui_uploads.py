@@ -135,3 +135,12 @@ def test_the_suffix_checked_is_the_suffix_saved(name: str, expected: str, tmp_pa
     upload = Upload(name, image_bytes())
     check_upload(upload, 1024 * 1024)
     assert save_upload(upload, tmp_path) == tmp_path / expected
+
+
+def test_an_svg_chart_upload_is_accepted_and_a_fake_one_refused() -> None:
+    from ui.uploads import BadUploadError, Upload, check_upload
+
+    svg = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect/></svg>'
+    check_upload(Upload("chart.svg", svg), 1 << 20)
+    with pytest.raises(BadUploadError, match="an SVG drawing"):
+        check_upload(Upload("chart.svg", b"just some words"), 1 << 20)

@@ -206,7 +206,8 @@ def show_turn(index: int, turn: chat.Turn, settings: Settings, streamed: bool = 
 
 
 def show_sources(index: int, cited: list[chat.Cited], collection: str, settings: Settings) -> None:
-    """Charts and pages as a grid of thumbnails, then the text snippets; each with its number, path, page and score."""
+    """Charts, figure crops and pages as a grid of thumbnails, then tables and text snippets; each with its number,
+    path, page, label and caption, and score."""
     st.markdown("**Sources**")
     visual = [(c, c.thumbnail) for c in cited if c.thumbnail]
     for start in range(0, len(visual), GRID):
@@ -220,14 +221,22 @@ def show_sources(index: int, cited: list[chat.Cited], collection: str, settings:
         if not one.thumbnail:
             with st.container(border=True):
                 describe(one, 400)
+                if one.table:
+                    st.markdown(one.table)
+                if one.source.bbox is not None and st.button(
+                    "Show on page", key=f"page-{index}-{one.source.n}", icon=":material/zoom_in:"
+                ):
+                    enlarge(one, collection, settings)
 
 
 def describe(cited: chat.Cited, limit: int) -> None:
+    """Number, path, page and label; kind and score; then the caption (a figure, a table) or the text."""
     s = cited.source
     st.markdown(f"**[{s.n}]** {chat.escape(cited.location)}")
     st.caption(f"{s.kind} · score {s.score:.3f}")
-    if s.text:
-        st.caption(chat.escape(chat.snippet(s.text, limit)))
+    shown = s.caption or ("" if cited.table else s.text)
+    if shown:
+        st.caption(chat.escape(chat.snippet(shown, limit)))
 
 
 @st.dialog("Source", width="large")
@@ -243,6 +252,8 @@ def enlarge(cited: chat.Cited, collection: str, settings: Settings) -> None:
         st.image(image, width="stretch")
     elif cited.thumbnail:
         st.image(cited.thumbnail, width="stretch")
+    if cited.source.caption:
+        st.caption(chat.escape(cited.source.caption))
 
 
 def chat_section(settings: Settings, retrieval_only: bool) -> None:

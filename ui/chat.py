@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from indexer.store import Store
 from rag_app.chain import RagChain
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 VISUAL_KINDS = ("image", "page")
 _MARKDOWN = re.compile(r"[\\`*_\[\]<>#|~$]")
+_CELL_SEPARATOR = re.compile(r"(?<!\\)\|")
+_RULE_CELL = re.compile(r"^\s*:?-{3,}:?\s*$")
+_UNESCAPE = re.compile(r"\\(.)")
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,14 @@ class Cited:
 
     @property
     def location(self) -> str:
-        """Path and page as the CLI shows them: `report.pdf p.2`, `charts/q4.png`, `notes.md: market_share.png`."""
+        """Path, page and label as the CLI shows them: `report.pdf p.4, Figure 2: Revenue by region`,
+        `charts/q4.png`, `notes.md: market_share.png`."""
         return self.source.label or self.source.source_path
+
+    @property
+    def table(self) -> str | None:
+        """A table source's Markdown table, each cell escaped (so a cell shows as text, never as a link or image)."""
+        return table_markdown(self.source.text) if self.source.kind == "table" else None
 
 
 @dataclass
@@ -75,15 +84,29 @@ def cite(images: SourceImages, sources: list[Source]) -> list[Cited]:
 
 
 def full_image(client: weaviate.WeaviateClient, collection: str, source: Source) -> Image.Image | None:
-    """The largest view of a visual source still available: the image file, the re-rendered page, or the thumbnail."""
-    meta: dict[str, Any] = {
-        "id": source.id,
-        "kind": source.kind,
-        "image_path": source.image_path,
-        "source_path": source.source_path,
-        "page": source.page,
-    }
-    return SourceImages(Store(client, collection)).load(meta)
+    """The largest view of a visual source still available: a figure (or table) highlighted on its re-rendered PDF
+    page, else the image file, the re-rendered page, or the thumbnail."""
+    images = SourceImages(Store(client, collection))
+    highlighted = images.highlighted(source.metadata())
+    return highlighted if highlighted is not None else images.load(source.metadata())
+
+
+def table_markdown(text: str) -> str | None:
+    """The Markdown table in a table's text (its rows start with '|'), with every cell escaped; None if none."""
+    rows = [line.strip() for line in text.splitlines() if line.strip().startswith("|")]
+    if len(rows) < 2:
+        return None
+    return "\n".join(_table_row(row) for row in rows)
+
+
+def _table_row(row: str) -> str:
+    """One row of indexer.tables' Markdown (cells with `\\|`, `\\\\` and `<br>`) with each cell's text escaped."""
+    cells = _CELL_SEPARATOR.split(row.removeprefix("|").removesuffix("|"))
+    shown = [
+        cell.strip() if _RULE_CELL.match(cell) else escape(_UNESCAPE.sub(r"\1", cell).replace("<br>", " ").strip())
+        for cell in cells
+    ]
+    return "| " + " | ".join(shown) + " |"
 
 
 def escape(text: str) -> str:

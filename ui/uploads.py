@@ -20,7 +20,7 @@ import filetype
 if TYPE_CHECKING:
     from indexer.embedders import ClipEmbedder, TextEmbedder
 
-from indexer.extract import IMAGE_SUFFIXES, PDF_SUFFIXES, SUPPORTED_SUFFIXES, TEXT_SUFFIXES
+from indexer.extract import IMAGE_SUFFIXES, PDF_SUFFIXES, SUPPORTED_SUFFIXES, SVG_SUFFIXES, TEXT_SUFFIXES
 from mmrag.settings import Settings
 
 _UNSAFE = re.compile(r"[^\w.-]+")
@@ -62,8 +62,10 @@ def uploads_dir(data_dir: Path, collection: str) -> Path:
 
 
 def family(suffix: str) -> str | None:
-    """`image`, `pdf` or `text` for a supported suffix (with its dot), else None."""
+    """`image`, `svg`, `pdf` or `text` for a supported suffix (with its dot), else None."""
     suffix = suffix.lower()
+    if suffix in SVG_SUFFIXES:
+        return "svg"
     if suffix in IMAGE_SUFFIXES:
         return "image"
     if suffix in PDF_SUFFIXES:
@@ -101,6 +103,8 @@ def check_upload(upload: Upload, max_bytes: int) -> None:
     if not upload.data:
         raise BadUploadError("empty file")
     found = sniff(upload.data)
+    if expected == "svg" and found == "text" and b"<svg" in upload.data[:65536].lower():
+        return  # SVG is XML text: what it draws is checked when it is indexed
     if found != expected:
         raise BadUploadError(f"named {suffix} but its content is {_describe(found)}, not {_describe(expected)}")
 
@@ -186,7 +190,7 @@ def index_uploads(
 
 
 def _describe(found: str) -> str:
-    return {"image": "an image", "pdf": "a PDF", "text": "text"}.get(found, found)
+    return {"image": "an image", "pdf": "a PDF", "text": "text", "svg": "an SVG drawing"}.get(found, found)
 
 
 def _mb(size: int) -> str:
