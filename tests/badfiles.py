@@ -451,6 +451,54 @@ _bytes_case("text_binary_garbage", "random.txt", lambda: bytes(range(256)) * 8, 
 _bytes_case("markdown_latin1", "notes.md", lambda: "# Café\n\nCrème".encode("latin-1"), Expect("failed", NOT_UTF8))
 
 
+# SVG charts (drawn by CairoSVG: nothing fetched, nothing read, every size bounded)
+
+_SVG = '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="{w}" height="{h}">'
+
+
+def _use_bomb() -> bytes:
+    levels = "".join(
+        f'<g id="a{i}"><use xlink:href="#a{i - 1}"/><use xlink:href="#a{i - 1}"/></g>' for i in range(1, 40)
+    )
+    body = f'<defs><rect id="a0" width="1" height="1"/>{levels}</defs><use xlink:href="#a39"/></svg>'
+    return (_SVG.format(w=100, h=100) + body).encode()
+
+
+_bytes_case(
+    "svg_xxe",
+    "chart.svg",
+    lambda: (
+        b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        + (_SVG.format(w=100, h=100) + "<text>&x;</text></svg>").encode()
+    ),
+    Expect("failed", ("entities",)),
+    "an external entity naming /etc/passwd",
+)
+_bytes_case(
+    "svg_remote_image",
+    "chart.svg",
+    lambda: (
+        _SVG.format(w=100, h=100) + '<image xlink:href="http://127.0.0.1:9/x.png" width="50" height="50"/>'
+        '<rect width="20" height="20"/></svg>'
+    ).encode(),
+    Expect("indexed", warning=("links not followed",), sources=1),
+    "a chart linking an image on the network: drawn without it",
+)
+_bytes_case(
+    "svg_use_bomb", "chart.svg", _use_bomb, Expect("failed", ("nested",)), "2^39 rectangles through <use> chains"
+)
+_bytes_case(
+    "svg_huge_canvas",
+    "chart.svg",
+    lambda: (_SVG.format(w=100000, h=100000) + '<rect width="10" height="10"/></svg>').encode(),
+    Expect("indexed", sources=1),
+    "a 100,000 x 100,000 canvas: drawn at most 1,536 px",
+)
+_bytes_case(
+    "svg_broken", "chart.svg", lambda: _SVG.format(w=9, h=9).encode() + b"<rect", Expect("failed", ("well-formed",))
+)
+
+
 # Image sidecars (captions)
 
 
