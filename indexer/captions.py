@@ -103,11 +103,6 @@ class References:
         return " ".join(found)
 
 
-def references(text: str, label: Label, exclude: str = "", limit: int = 400) -> str:
-    """Sentences of `text` that refer to the figure or table `label`: see `References`."""
-    return References(text).about(label, exclude, limit)
-
-
 def sentences(text: str, longest: int = 400) -> list[str]:
     """Body sentences of extracted text: lines are joined into paragraphs (a short line, one ending a sentence, or
     one before a label ends a paragraph), paragraphs split at sentence ends; longer runs than `longest` are not

@@ -62,8 +62,6 @@ class ExtractOptions:
     """Decoded images are shrunk to at most this on their long side (CLIP takes 224-448 px, the VLM ~1.5k)."""
     page_long_side: int = 1024
     """Rendered PDF pages are this many pixels on their long side."""
-    min_figure_px: int = 96
-    """Embedded PDF images smaller than this (either side) are decoration, not figures."""
     figures: bool = True
     """Find figures (vector and raster charts) and tables on PDF pages; off, a PDF gives pages and text only."""
     figure_long_side: int = 2048

@@ -35,7 +35,7 @@ MIN_FIGURE_SIDE = 36.0
 
 THIN = 2.0
 """Objects thinner than this are lines: a figure is not only lines."""
-_FORM, _IMAGE, _PATH, _SHADING, _TEXT = 5, 3, 2, 4, 1
+_FORM, _IMAGE, _TEXT = 5, 3, 1  # PDFium's page object types
 
 
 @dataclass
@@ -49,8 +49,6 @@ class Figure:
     inside: list[int] = field(default_factory=list)
     """Indices of the text lines that belong to it."""
     caption: Caption | None = None
-    nearby: str = ""
-    """Text next to it, for an unlabelled figure."""
 
     def words(self, lines: Sequence[TextLine]) -> str:
         """The words inside the figure (title, axis labels, legend, category names) in reading order; tick values

@@ -69,21 +69,6 @@ def is_table(rows: Sequence[Sequence[str | None]]) -> bool:
     return filled >= 2 and 2 * filled >= len(cells)
 
 
-def may_have_table(page: Any, max_objects: int) -> bool:
-    """Cheap test on a pypdfium2 page (hold PDFIUM_LOCK): a path long enough to be a rule or border, and at most
-    `max_objects` objects (a busier page is not scanned for tables)."""
-    import pypdfium2.raw as pdfium_c
-
-    ruled = False
-    for seen, obj in enumerate(page.get_objects(max_depth=2)):
-        if seen >= max_objects:
-            return False
-        if not ruled and obj.type == pdfium_c.FPDF_PAGEOBJ_PATH:
-            left, bottom, right, top = obj.get_bounds()
-            ruled = max(right - left, top - bottom) >= _MIN_RULE_PT
-    return ruled
-
-
 def find_pdf_tables(
     path: Path,
     page_numbers: Sequence[int],

@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from indexer.geometry import iou
+
 Box = tuple[float, float, float, float]
 
 DEV_SEEDS = (1, 2, 3, 4)
@@ -1117,15 +1119,6 @@ def draw_boxes(pdf: Path, number: int, truth: Sequence[Box], predicted: Sequence
 
 
 # ------------------------------------------------------------------------------------------------------- scoring
-
-
-def iou(a: Box, b: Box) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
 
 
 def match_boxes(

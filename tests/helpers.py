@@ -16,3 +16,24 @@ def one_object_collection(client: weaviate.WeaviateClient, name: str, text: str 
         properties=[wvc.config.Property(name="text", data_type=wvc.config.DataType.TEXT)],
     )
     return collection, str(collection.data.insert({"text": text}, vector=[1.0, 0.0, 0.5]))
+
+
+SOURCE_KEYS = {
+    "n",
+    "id",
+    "kind",
+    "source",
+    "source_path",
+    "page",
+    "label",
+    "figure_label",
+    "caption",
+    "text",
+    "image",
+    "bbox",
+    "score",
+    "text_similarity",
+    "clip_similarity",
+    "bm25",
+}
+"""What `search --json`, `ask --json` and `batch` say of each source."""

@@ -30,30 +30,13 @@ from mmrag.server import LocalWeaviate
 from mmrag.settings import Settings
 from rag_app.sources import CROP_PAD, Source, SourceImages
 from tests.conftest import MMRAG_SCRIPT, cli_env, module_settings, run_cli
+from tests.helpers import SOURCE_KEYS
 from ui import chat
 from ui.cli import APP
 
 FIGURE_LABEL = "report.pdf p.2, Figure 2: Revenue by region"
 TABLE_LABEL = "report.pdf p.2, Table 1: Headcount by office"
-SOURCE_KEYS = {
-    "n",
-    "id",
-    "kind",
-    "source",
-    "source_path",
-    "page",
-    "label",
-    "figure_label",
-    "caption",
-    "text",
-    "image",
-    "bbox",
-    "score",
-    "text_similarity",
-    "clip_similarity",
-    "bm25",
-}
-TABLES_PENDING = "no 'Table 1' table item: table detection (indexer/tables.py) has not landed yet"
+TABLES_PENDING = "no 'Table 1' table item: the ruled table was not found (indexer/tables.py)"
 HIGHLIGHT = (230, 40, 40)
 RED_BOX = (50.0, 100.0, 170.0, 160.0)
 """A red rectangle on the rotated page, in PDF user space (left, bottom, right, top)."""

@@ -25,6 +25,7 @@ from rag_app.search import Hit, Searcher, fuse
 from rag_app.service import make_generator, open_chain
 from rag_app.sources import SourceImages
 from tests.conftest import cli_env, module_settings, run_cli
+from tests.helpers import SOURCE_KEYS
 
 TEXTS = {
     "science/biology.txt": "Photosynthesis lets plants turn sunlight, water and carbon dioxide into sugar and oxygen.",
@@ -171,27 +172,6 @@ def test_cli_search_and_ask_json(indexed: Settings) -> None:
     assert tables.returncode == 0 and json.loads(tables.stdout) == {"results": []}, tables.stderr
     wrong = run_cli(env, "search", "rain", "--kind", "chart")
     assert wrong.returncode == 1 and "unknown kind 'chart': choose from image, page, text, table" in wrong.stderr
-
-
-SOURCE_KEYS = {
-    "n",
-    "id",
-    "kind",
-    "source",
-    "source_path",
-    "page",
-    "label",
-    "figure_label",
-    "caption",
-    "text",
-    "image",
-    "bbox",
-    "score",
-    "text_similarity",
-    "clip_similarity",
-    "bm25",
-}
-"""What `search --json`, `ask --json` and `batch` say of each source."""
 
 
 def test_cli_errors_are_one_clear_line(indexed: Settings, tmp_path: Path) -> None:
