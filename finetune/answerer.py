@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune.encoding import generation_prompt
-from finetune.manifest import AdapterManifest
-from finetune.samples import IMAGE_TOKEN
-from rag_app.prompts import PROMPT_STYLE, chart_training_prompt, llava_human_turn
+from mmrag.core.manifest import AdapterManifest
+from mmrag.core.prompts import PROMPT_STYLE, chart_training_prompt, llava_human_turn
+from mmrag.finetune.encoding import generation_prompt
+from mmrag.finetune.samples import IMAGE_TOKEN
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -52,7 +52,7 @@ class ChartAnswerer:
         its weights are safetensors (ManifestError, AdapterError: a pickle is never handed to peft)."""
         from peft import PeftModel
 
-        from rag_app.adapters import check_weights
+        from mmrag.core.adapters import check_weights
 
         manifest = AdapterManifest.load(adapter_dir)
         manifest.check_compatible(base_model, PROMPT_STYLE)
@@ -63,7 +63,7 @@ class ChartAnswerer:
 
 
 def load_answerer(base_model: str, device: str, adapter_dir: Path | None = None) -> ChartAnswerer:
-    from mmrag.models import load_vlm
+    from mmrag.core.models import load_vlm
 
     model, processor = load_vlm(base_model, device)
     answerer = ChartAnswerer(model, processor, device)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from finetune.domains import Domain, Measure
+from mmrag.finetune.domains import Domain, Measure
 
 CHART_KINDS = (
     "bar",

@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from finetune.charts import CHART_KINDS, Chart, random_chart
-from finetune.domains import Domain
-from finetune.questions import QA, QASpec, make_questions
-from finetune.samples import DatasetError, Sample, chart_sample, write_samples
-from rag_app.prompts import PROMPT_STYLE
+from mmrag.core.prompts import PROMPT_STYLE
+from mmrag.finetune.charts import CHART_KINDS, Chart, random_chart
+from mmrag.finetune.domains import Domain
+from mmrag.finetune.questions import QA, QASpec, make_questions
+from mmrag.finetune.samples import DatasetError, Sample, chart_sample, write_samples
 
 if TYPE_CHECKING:
-    from finetune.bedrock import BedrockEnricher
+    from mmrag.finetune.bedrock import BedrockEnricher
 
 SPLITS = ("train", "val", "test")
 CARD_NAME = "dataset_card.json"
@@ -77,7 +77,7 @@ class DatasetCard:
 
 def chart_record(index: int, seed: int, domain: Domain, k: int, data_dir: Path) -> tuple[Chart, list[QA]]:
     """Chart number `index` of the dataset with seed `seed`: drawn, rendered and asked `k` questions."""
-    from finetune.renderer import render
+    from mmrag.finetune.renderer import render
 
     rng = np.random.default_rng([seed, index])
     chart = random_chart(f"c{index:06d}", CHART_KINDS[index % len(CHART_KINDS)], domain, rng)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmrag.errors import MmragError
+from mmrag.core.errors import MmragError
 
 BUILTIN_DIR = Path(__file__).with_name("domains")
 BUILTIN_DOMAINS = ("business", "finance", "health", "science")

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from finetune.samples import IMAGE_TOKEN, Sample, Turn
-from mmrag.errors import MmragError
+from mmrag.core.errors import MmragError
+from mmrag.finetune.samples import IMAGE_TOKEN, Sample, Turn
 
 if TYPE_CHECKING:
     import torch

@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from finetune.dataset import load_questions
-from finetune.samples import DatasetError, Sample, read_samples, strip_citations
+from mmrag.finetune.dataset import load_questions
+from mmrag.finetune.samples import DatasetError, Sample, read_samples, strip_citations
 
 if TYPE_CHECKING:
-    from finetune.answerer import ChartAnswerer
+    from mmrag.finetune.answerer import ChartAnswerer
 
 RELATIVE_TOLERANCE = 0.05
 OPEN_ENDED = ("describe",)
@@ -125,8 +125,8 @@ def evaluate(
 
     An unusable adapter (another base, no safetensors weights) is refused (AdapterError) before any model loads.
     """
-    from finetune.answerer import load_answerer
-    from rag_app.adapters import check_adapter
+    from mmrag.core.adapters import check_adapter
+    from mmrag.finetune.answerer import load_answerer
 
     if adapter_dir is not None:
         check_adapter(adapter_dir, base_model)

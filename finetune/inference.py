@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finetune.answerer import ChartAnswerer, human_turn, load_answerer
-from finetune.manifest import MANIFEST_NAME, AdapterManifest
-from mmrag.errors import MmragError
+from mmrag.core.errors import MmragError
+from mmrag.core.manifest import MANIFEST_NAME, AdapterManifest
+from mmrag.finetune.answerer import ChartAnswerer, human_turn, load_answerer
 
 JSON = "application/json"
 
@@ -38,8 +38,8 @@ def model_fn(model_dir: str) -> ChartAnswerer:
     """Load the base model and the adapter in `model_dir` (once per worker)."""
     import os
 
-    from mmrag.models import resolve_device, resolve_models
-    from mmrag.settings import load_settings
+    from mmrag.core.models import resolve_device, resolve_models
+    from mmrag.core.settings import load_settings
 
     adapter_dir = Path(model_dir)
     has_adapter = (adapter_dir / MANIFEST_NAME).is_file()

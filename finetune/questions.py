@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from finetune.charts import MULTI_SERIES_KINDS, Chart
+from mmrag.finetune.charts import MULTI_SERIES_KINDS, Chart
 
 QUESTION_TYPES = (
     "value",

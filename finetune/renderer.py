@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from finetune.charts import Chart
+from mmrag.finetune.charts import Chart
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmrag.errors import MmragError
-from rag_app.prompts import chart_training_prompt, llava_human_turn
+from mmrag.core.errors import MmragError
+from mmrag.core.prompts import chart_training_prompt, llava_human_turn
 
 IMAGE_TOKEN = "<image>"
 CITATION = " [1]"

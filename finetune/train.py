@@ -18,12 +18,12 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune.dataset import card_sha256
-from finetune.encoding import IGNORE_INDEX, Encoded, collate, encode
-from finetune.manifest import AdapterManifest, model_revision
-from finetune.samples import DatasetError, Sample, read_samples
-from mmrag.errors import MmragError
-from rag_app.prompts import PROMPT_STYLE
+from mmrag.core.errors import MmragError
+from mmrag.core.manifest import AdapterManifest, model_revision
+from mmrag.core.prompts import PROMPT_STYLE
+from mmrag.finetune.dataset import card_sha256
+from mmrag.finetune.encoding import IGNORE_INDEX, Encoded, collate, encode
+from mmrag.finetune.samples import DatasetError, Sample, read_samples
 
 if TYPE_CHECKING:
     import torch
@@ -116,7 +116,7 @@ def train(
     """Train an adapter on data_dir/train.json and save it with its manifest in `out_dir`."""
     import torch
 
-    from mmrag.models import load_vlm
+    from mmrag.core.models import load_vlm
 
     if (config.four_bit or config.gradient_checkpointing) and device != "cuda":
         raise TrainingError("QLoRA (4-bit) and gradient checkpointing need a CUDA device (--device cuda)")

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finetune.samples import IMAGE_TOKEN, DatasetError, Sample
-from mmrag.errors import ModelUnavailableError
+from mmrag.core.errors import ModelUnavailableError
+from mmrag.finetune.samples import IMAGE_TOKEN, DatasetError, Sample
 
 MAX_IMAGE_PIXELS = 64_000_000
 """Larger images are reported, not decoded (decompression bombs); the CLI passes MMRAG_MAX_IMAGE_MEGAPIXELS."""
@@ -264,7 +264,7 @@ def _decode(root: Path, name: str, max_pixels: int) -> Any:
 
 
 def _length(processor: Any, sample: Sample, image: Any, issues: list[Issue]) -> int:
-    from finetune.encoding import EncodingError, encode
+    from mmrag.finetune.encoding import EncodingError, encode
 
     try:
         return len(encode(processor, sample, image).input_ids)
@@ -277,7 +277,7 @@ def load_processor(model_id: str) -> tuple[Any, int | None]:
     """The model's processor and the longest sequence it takes (None when the config does not say)."""
     from transformers import AutoConfig, AutoProcessor
 
-    from mmrag.models import hub_offline
+    from mmrag.core.models import hub_offline
 
     local = Path(model_id).expanduser().exists() or hub_offline()
     try:

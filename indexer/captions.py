@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from indexer.geometry import Rect, View, box_width, overlaps_x, union
+from mmrag.indexer.geometry import Rect, View, box_width, overlaps_x, union
 
 if TYPE_CHECKING:
-    from indexer.figures import Figure
+    from mmrag.indexer.figures import Figure
 
 FIGURE_WORDS = (
     "Figure|Fig\\.?|Chart|Exhibit|Graph|Diagram|Plot|Illustration|Plate|Map"

@@ -11,8 +11,8 @@ from urllib.parse import unquote, urlparse
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 
-from indexer.captions import caption_label
-from indexer.tables import is_table, markdown_table
+from mmrag.indexer.captions import caption_label
+from mmrag.indexer.tables import is_table, markdown_table
 
 _MARKDOWN_SUFFIXES = (".md", ".markdown")
 _HTML_SUFFIXES = (".html", ".htm")
@@ -167,7 +167,7 @@ class LinkRefusedError(ValueError):
 
 def _local_target(document: Path, src: str, roots: Sequence[Path]) -> Path | None:
     """The image file a local link points to (None for remote or missing images); refused outside `roots`."""
-    from indexer.extract import IMAGE_SUFFIXES
+    from mmrag.indexer.extract import IMAGE_SUFFIXES
 
     url = urlparse(src)
     if not src or url.scheme not in ("", "file") or url.netloc:

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mmrag.models import load_clip, load_text_embedder, resolve_device, resolve_models
-from mmrag.settings import Settings
+from mmrag.core.models import load_clip, load_text_embedder, resolve_device, resolve_models
+from mmrag.core.settings import Settings
 
 
 class ClipEmbedder:

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps
 
-from indexer.items import FileResult, Item, display_path
+from mmrag.indexer.items import FileResult, Item, display_path
 
 if TYPE_CHECKING:
-    from indexer.documents import Figure
-    from indexer.figures import PageFigures
-    from indexer.svg import Drawing
-    from mmrag.settings import Settings
+    from mmrag.core.settings import Settings
+    from mmrag.indexer.documents import Figure
+    from mmrag.indexer.figures import PageFigures
+    from mmrag.indexer.svg import Drawing
 
     Layout = PageFigures
     """What the table pass needs of a page: its figures, text lines and captions, and how it is displayed."""
@@ -203,7 +203,7 @@ def load_image(
     larger than `max_pixels` or more elongated than `max_aspect_ratio`, shrunk to `long_side` when given. An SVG
     is drawn (indexer/svg.py), within the same bounds."""
     if path.suffix.lower() in SVG_SUFFIXES:
-        from indexer.svg import load_svg
+        from mmrag.indexer.svg import load_svg
 
         return load_svg(path, max_pixels, max_aspect_ratio, long_side).image
     try:
@@ -264,7 +264,7 @@ def _image_items(path: Path, options: ExtractOptions, warnings: list[str]) -> li
 def _load_svg(path: Path, options: ExtractOptions, warnings: list[str], markup: str | None = None) -> Drawing:
     """An SVG file (or the inline `markup` of a document) drawn within the options' bounds; what it links to is
     not read, and said in `warnings`."""
-    from indexer.svg import load_svg, render_svg, standalone
+    from mmrag.indexer.svg import load_svg, render_svg, standalone
 
     bounds = (options.max_pixels, options.max_aspect_ratio, options.keep_long_side, options.max_nesting)
     if markup is None:
@@ -367,7 +367,7 @@ def chunk_text(text: str, options: ExtractOptions) -> list[str]:
 
 
 def _text_items(path: Path, options: ExtractOptions, deadline: Deadline, warnings: list[str]) -> list[Item]:
-    from indexer.documents import parse_document
+    from mmrag.indexer.documents import parse_document
 
     raw = read_text(path, options.max_text_bytes, warnings)
     document = parse_document(path, raw, options.roots or (path.parent.resolve(),), options.max_nesting)
@@ -493,9 +493,9 @@ def _add_tables(
 ) -> list[Item]:
     """Ruled tables (pdfplumber) on the pages that may hold one, as table items with their caption; a figure
     that is one of them (a table with shaded rows looks like a drawing) gives way to it."""
-    from indexer.captions import table_captions
-    from indexer.geometry import covers
-    from indexer.tables import find_pdf_tables
+    from mmrag.indexer.captions import table_captions
+    from mmrag.indexer.geometry import covers
+    from mmrag.indexer.tables import find_pdf_tables
 
     found = find_pdf_tables(
         path, sorted(layouts), max_objects=options.max_page_objects, check=deadline.check, warnings=warnings
@@ -529,7 +529,7 @@ def _add_tables(
 
 def _add_references(items: list[Item], body: str) -> None:
     """Append to each labelled figure and table the body sentences that refer to it ("as shown in Figure 3")."""
-    from indexer.captions import References, caption_label
+    from mmrag.indexer.captions import References, caption_label
 
     labelled = [item for item in items if item.label and item.caption and item.kind in ("image", "table")]
     if not labelled:
@@ -602,8 +602,8 @@ def _pdf_figures(
 ) -> list[Item]:
     """The figures of one page, each rendered from the page at (at least) twice the page image's scale. A page
     that may hold a table (ruled lines, a table's caption) keeps its layout in `layouts` for the table pass."""
-    from indexer.captions import match_captions, nearby_text
-    from indexer.figures import find_figures
+    from mmrag.indexer.captions import match_captions, nearby_text
+    from mmrag.indexer.figures import find_figures
 
     found = find_figures(page, textpage, options.max_page_objects)
     if not found.scanned_all:

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from indexer.captions import Caption, TextLine, find_captions, text_lines
-from indexer.geometry import Rect, View, box_gap, box_height, box_width, covers, overlaps_x, union
+from mmrag.indexer.captions import Caption, TextLine, find_captions, text_lines
+from mmrag.indexer.geometry import Rect, View, box_gap, box_height, box_width, covers, overlaps_x, union
 
 MERGE_GAP = 10.0
 """Drawing objects closer than this (points) belong to the same figure."""

@@ -22,9 +22,9 @@ from typing import Any, Protocol
 
 import weaviate.classes as wvc
 
-from indexer.documents import inside, linked_images
-from indexer.embedders import ClipEmbedder, TextEmbedder
-from indexer.extract import (
+from mmrag.indexer.documents import inside, linked_images
+from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder
+from mmrag.indexer.extract import (
     IMAGE_SUFFIXES,
     PDF_SUFFIXES,
     ExtractOptions,
@@ -35,8 +35,8 @@ from indexer.extract import (
     read_text,
     sidecars,
 )
-from indexer.items import FileResult, Item, display_path, object_id
-from indexer.store import CLIP_VECTOR, TEXT_VECTOR, Store, Writer
+from mmrag.indexer.items import FileResult, Item, display_path, object_id
+from mmrag.indexer.store import CLIP_VECTOR, TEXT_VECTOR, Store, Writer
 
 
 class Describer(Protocol):

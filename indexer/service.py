@@ -7,12 +7,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from indexer.embedders import ClipEmbedder, TextEmbedder, embedders_for
-from indexer.extract import ExtractOptions
-from indexer.pipeline import Indexer, IndexReport, Progress
-from indexer.store import Store
-from mmrag.client import connect
-from mmrag.settings import Settings
+from mmrag.core.client import connect
+from mmrag.core.settings import Settings
+from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder, embedders_for
+from mmrag.indexer.extract import ExtractOptions
+from mmrag.indexer.pipeline import Indexer, IndexReport, Progress
+from mmrag.indexer.store import Store
 
 
 def index_paths(
@@ -31,7 +31,7 @@ def index_paths(
     clip, text = embedders or embedders_for(settings)
     describer = None
     if describe:
-        from rag_app.describer import describer_for
+        from mmrag.rag_app.describer import describer_for
 
         describer = describer_for(settings)
     with connect(settings) as client:
@@ -55,7 +55,7 @@ def index_paths(
 def _progress_bar() -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from mmrag.console import err
+    from mmrag.core.console import err
 
     columns = (
         TextColumn("indexing"),

@@ -24,7 +24,7 @@ from weaviate.classes.config import Configure, DataType, Property, Tokenization,
 from weaviate.classes.query import Filter
 from weaviate.exceptions import WeaviateBaseError
 
-from mmrag.errors import MmragError, WeaviateUnavailableError
+from mmrag.core.errors import MmragError, WeaviateUnavailableError
 
 SCHEMA_VERSION = 2
 """2: figures and tables with `label`, `caption` and `bbox`."""

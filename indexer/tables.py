@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexer.items import Box
+from mmrag.indexer.items import Box
 
 Rows = list[list[str]]
 

@@ -1,3 +1,3 @@
-from mmrag.cli import main
+from mmrag.commands.app import main
 
 main()

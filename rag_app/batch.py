@@ -25,9 +25,9 @@ from weaviate.exceptions import (
     WeaviateTimeoutError,
 )
 
-from mmrag.errors import ConfigError, MmragError, ModelUnavailableError, WeaviateUnavailableError
-from mmrag.settings import Settings
-from rag_app.chain import Answer, Prepared, RagChain
+from mmrag.core.errors import ConfigError, MmragError, ModelUnavailableError, WeaviateUnavailableError
+from mmrag.core.settings import Settings
+from mmrag.rag_app.chain import Answer, Prepared, RagChain
 
 INFRASTRUCTURE_ERRORS = (
     WeaviateUnavailableError,
@@ -274,7 +274,7 @@ def run_batch(
     retrieval_only: bool = False,
     progress: bool = False,
 ) -> BatchSummary:
-    from rag_app.service import make_generator, open_chain
+    from mmrag.rag_app.service import make_generator, open_chain
 
     rows = list(read_rows(questions))
     summary = BatchSummary(total=len(rows))
@@ -346,7 +346,7 @@ def _record(row: Row, answer: Answer | None, error: str | None) -> dict[str, Any
         return record | {"answer": None, "abstained": False, "sources": [], "timings": {}, "error": error}
     record |= answer.as_json() | {"error": None}
     if row.expected is not None:
-        from finetune.evaluate import relaxed_match
+        from mmrag.finetune.evaluate import relaxed_match
 
         record |= {"expected": row.expected, "correct": relaxed_match(answer.text, row.expected)}
     return record
@@ -409,7 +409,7 @@ def _progress(show: bool, total: int) -> Iterator[Callable[[int], None]]:
         return
     from rich.progress import Progress
 
-    from mmrag.console import err
+    from mmrag.core.console import err
 
     with Progress(console=err, transient=True) as bar:
         task = bar.add_task("answering", total=total)

@@ -15,11 +15,11 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableLambda
 
-from mmrag.errors import ConfigError
-from rag_app import prompts
-from rag_app.generator import Answerer, GenerationRequest
-from rag_app.retriever import MultimodalRetriever
-from rag_app.sources import Source, SourceImages
+from mmrag.core import prompts
+from mmrag.core.errors import ConfigError
+from mmrag.rag_app.generator import Answerer, GenerationRequest
+from mmrag.rag_app.retriever import MultimodalRetriever
+from mmrag.rag_app.sources import Source, SourceImages
 
 MAX_QUESTION_CHARS = 2000
 

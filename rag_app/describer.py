@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from mmrag.settings import Settings
-from rag_app.generator import GenerationRequest, Generator
-from rag_app.prompts import ContextItem
+from mmrag.core.prompts import ContextItem
+from mmrag.core.settings import Settings
+from mmrag.rag_app.generator import GenerationRequest, Generator
 
 DESCRIBE_INSTRUCTION = (
     "Describe this chart in one sentence: its type, title and what it shows. Then list the data values you can "
@@ -46,6 +46,6 @@ class ChartDescriber:
 
 
 def describer_for(settings: Settings) -> ChartDescriber:
-    from rag_app.service import make_generator
+    from mmrag.rag_app.service import make_generator
 
     return ChartDescriber(make_generator(settings))

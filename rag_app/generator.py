@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from mmrag.errors import ConfigError
-from mmrag.models import load_vlm, resolve_device
-from rag_app import prompts
-from rag_app.adapters import ADAPTER_WEIGHTS, S3_SCHEME, AdapterError, resolve_adapter
+from mmrag.core import prompts
+from mmrag.core.adapters import ADAPTER_WEIGHTS, S3_SCHEME, AdapterError, resolve_adapter
+from mmrag.core.errors import ConfigError
+from mmrag.core.models import load_vlm, resolve_device
 
 if TYPE_CHECKING:
     import torch

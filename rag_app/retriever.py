@@ -9,7 +9,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
-from rag_app.search import Hit, Mode, Searcher, SearchFilters
+from mmrag.rag_app.search import Hit, Mode, Searcher, SearchFilters
 
 
 class MultimodalRetriever(BaseRetriever):

@@ -20,10 +20,10 @@ from typing import Any, Literal, get_args
 
 from weaviate.classes.query import Filter, MetadataQuery
 
-from indexer.embedders import ClipEmbedder, TextEmbedder
-from indexer.items import Kind
-from indexer.store import CLIP_VECTOR, TEXT_VECTOR, Store
-from mmrag.errors import ConfigError
+from mmrag.core.errors import ConfigError
+from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder
+from mmrag.indexer.items import Kind
+from mmrag.indexer.store import CLIP_VECTOR, TEXT_VECTOR, Store
 
 Mode = Literal["image", "text", "hybrid"]
 MODES: tuple[Mode, ...] = ("image", "text", "hybrid")

@@ -10,17 +10,17 @@ from pathlib import Path
 import weaviate
 from langchain_core.documents import Document
 
-from indexer.embedders import ClipEmbedder, TextEmbedder, embedders_for
-from indexer.store import Store
-from mmrag.client import connect
-from mmrag.errors import ConfigError
-from mmrag.models import resolve_models
-from mmrag.settings import Settings
-from rag_app.chain import Answer, RagChain, check_question
-from rag_app.generator import Answerer, Generator
-from rag_app.retriever import MultimodalRetriever
-from rag_app.search import Searcher
-from rag_app.sources import NoImageError, Source, SourceImages
+from mmrag.core.client import connect
+from mmrag.core.errors import ConfigError
+from mmrag.core.models import resolve_models
+from mmrag.core.settings import Settings
+from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder, embedders_for
+from mmrag.indexer.store import Store
+from mmrag.rag_app.chain import Answer, RagChain, check_question
+from mmrag.rag_app.generator import Answerer, Generator
+from mmrag.rag_app.retriever import MultimodalRetriever
+from mmrag.rag_app.search import Searcher
+from mmrag.rag_app.sources import NoImageError, Source, SourceImages
 
 _PICTURE_PROPERTIES = ["kind", "source", "source_path", "page", "image_path", "label", "caption", "bbox"]
 

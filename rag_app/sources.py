@@ -18,12 +18,12 @@ from typing import Any
 from langchain_core.documents import Document
 from PIL import Image, ImageDraw
 
-from indexer.captions import LABEL
-from indexer.extract import PDF_SUFFIXES, PDFIUM_LOCK, BadFileError, load_image
-from indexer.items import Box
-from indexer.store import Store
-from mmrag.errors import MmragError
-from rag_app.prompts import ContextItem
+from mmrag.core.errors import MmragError
+from mmrag.core.prompts import ContextItem
+from mmrag.indexer.captions import LABEL
+from mmrag.indexer.extract import PDF_SUFFIXES, PDFIUM_LOCK, BadFileError, load_image
+from mmrag.indexer.items import Box
+from mmrag.indexer.store import Store
 
 _MAX_PIXELS = 64_000_000
 CROP_PAD = 3.0

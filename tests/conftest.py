@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mmrag.server import LocalWeaviate, binary_path, free_port
-from mmrag.settings import Settings, load_settings
+from mmrag.core.server import LocalWeaviate, binary_path, free_port
+from mmrag.core.settings import Settings, load_settings
 
 # Rebuildable things (the Weaviate binary, tiny checkpoints) live in the user's cache across test runs.
 CACHE_DIR = load_settings().cache_dir

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from mmrag.samples import write_sample_corpus
+from mmrag.commands.sample_corpus import write_sample_corpus
 from tests.badfiles import bomb_png
 
 BAD_FILES = {

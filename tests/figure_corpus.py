@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from indexer.geometry import iou
+from mmrag.indexer.geometry import iou
 
 Box = tuple[float, float, float, float]
 
@@ -1288,7 +1288,7 @@ class Extraction:
 
 def extract_corpus(corpus: Corpus, options: Any) -> Extraction:
     """`indexer.extract.extract_file` over every file of the corpus."""
-    from indexer.extract import extract_file, file_digest
+    from mmrag.indexer.extract import extract_file, file_digest
 
     done = Extraction({}, {})
     for path in corpus.paths:

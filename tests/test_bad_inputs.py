@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from mmrag.server import LocalWeaviate
-from mmrag.settings import Settings
+from mmrag.core.server import LocalWeaviate
+from mmrag.core.settings import Settings
 from tests.badfiles import (
     CASES,
     Bounded,
@@ -59,7 +59,7 @@ class IndexRun:
 
 
 def stored_objects(settings: Settings) -> list[dict[str, Any]]:
-    from mmrag.client import connect
+    from mmrag.core.client import connect
 
     with connect(settings) as client:
         if not client.collections.exists(settings.collection):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mmrag.server import LocalWeaviate, binary_path, free_port
-from mmrag.settings import Settings
+from mmrag.core.server import LocalWeaviate, binary_path, free_port
+from mmrag.core.settings import Settings
 from tests.conftest import CACHE_DIR, MMRAG_SCRIPT, cli_env, module_settings, run_cli
 from tests.test_retrieval import write_known_corpus
 
@@ -133,7 +133,7 @@ def test_describe_stores_the_vlm_reading_in_captions(settings: Settings, tmp_pat
     described = run_cli(env, "index", str(root / "charts"), "--describe", "--workers", "0", "--json")
     assert described.returncode == 0, described.stderr
     assert json.loads(described.stdout)["files"]["indexed"] == 2  # undescribed charts are described
-    from mmrag.client import connect
+    from mmrag.core.client import connect
 
     with connect(settings) as client:
         objects = list(client.collections.use(settings.collection).iterator())

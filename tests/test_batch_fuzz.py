@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mmrag.errors import ConfigError
-from rag_app.batch import BatchSummary, Row, _record, done_keys, plan, read_rows
+from mmrag.core.errors import ConfigError
+from mmrag.rag_app.batch import BatchSummary, Row, _record, done_keys, plan, read_rows
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(st.characters(exclude_categories=())),

@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from mmrag.client import connect
-from mmrag.errors import ConfigError, WeaviateUnavailableError
-from mmrag.server import free_port
-from mmrag.settings import Settings
+from mmrag.core.client import connect
+from mmrag.core.errors import ConfigError, WeaviateUnavailableError
+from mmrag.core.server import free_port
+from mmrag.core.settings import Settings
 from tests.conftest import cli_env, run_cli
 
 

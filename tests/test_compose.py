@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from mmrag.server import WEAVIATE_VERSION
+from mmrag.core.server import WEAVIATE_VERSION
 
 COMPOSE_TEXT = (Path(__file__).parents[1] / "docker-compose.yml").read_text()
 COMPOSE = yaml.safe_load(COMPOSE_TEXT)

@@ -9,8 +9,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmrag.console import plain
-from mmrag.settings import Settings
+from mmrag.core.console import plain
+from mmrag.core.settings import Settings
 from tests.conftest import cli_env, run_cli
 
 BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"

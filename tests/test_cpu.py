@@ -10,7 +10,7 @@ import pytest
 
 PROBE = """
 import os, sys
-from mmrag.cpu import passive_omp_threads
+from mmrag.core.cpu import passive_omp_threads
 if sys.argv[1] == "late":
     import torch
 print(passive_omp_threads(), os.environ.get("OMP_WAIT_POLICY"))

@@ -14,10 +14,10 @@ from typing import ClassVar
 import pytest
 from PIL import Image
 
-from indexer.extract import ExtractOptions, extract_file
-from indexer.items import FileResult, Item
-from indexer.pipeline import discover
-from indexer.tables import find_pdf_tables, markdown_table
+from mmrag.indexer.extract import ExtractOptions, extract_file
+from mmrag.indexer.items import FileResult, Item
+from mmrag.indexer.pipeline import discover
+from mmrag.indexer.tables import find_pdf_tables, markdown_table
 
 BLUE = (0, 0, 255)
 RED = (255, 0, 0)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from indexer.extract import ExtractOptions, extract_file, file_digest
+from mmrag.indexer.extract import ExtractOptions, extract_file, file_digest
 from tests.figure_corpus import (
     HELD_OUT_SEEDS,
     LAYOUTS,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from indexer.extract import ExtractOptions, extract_file
-from indexer.items import Item
+from mmrag.indexer.extract import ExtractOptions, extract_file
+from mmrag.indexer.items import Item
 from tests.badfiles import PdfBuilder, chart_image, simple_pdf, text_ops
 
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from botocore.stub import ANY, Stubber
 
-from finetune.bedrock import BedrockEnricher, BedrockError
-from finetune.charts import Chart, random_chart
-from finetune.dataset import DataConfig, build_dataset, load_card
-from finetune.domains import load_domain
-from finetune.questions import QASpec, compute_answer
+from mmrag.finetune.bedrock import BedrockEnricher, BedrockError
+from mmrag.finetune.charts import Chart, random_chart
+from mmrag.finetune.dataset import DataConfig, build_dataset, load_card
+from mmrag.finetune.domains import load_domain
+from mmrag.finetune.questions import QASpec, compute_answer
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 

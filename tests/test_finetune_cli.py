@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mmrag.settings import Settings
+from mmrag.core.settings import Settings
 from tests.conftest import CACHE_DIR, cli_env, run_cli
 
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from finetune.charts import CHART_KINDS, Chart
-from finetune.dataset import SPLITS, DataConfig, build_dataset, load_card
-from finetune.domains import BUILTIN_DOMAINS, DomainError, load_domain
-from finetune.samples import read_samples, strip_citations
+from mmrag.finetune.charts import CHART_KINDS, Chart
+from mmrag.finetune.dataset import SPLITS, DataConfig, build_dataset, load_card
+from mmrag.finetune.domains import BUILTIN_DOMAINS, DomainError, load_domain
+from mmrag.finetune.samples import read_samples, strip_citations
 
 N_CHARTS = 2 * len(CHART_KINDS)
 
@@ -57,7 +57,7 @@ def test_every_chart_type_renders_a_nonblank_png_with_its_table(data_dir: Path) 
 
 def _recompute(chart: dict, q: dict) -> str:
     """The answer from the JSON table alone, by plain arithmetic (independent of finetune.questions)."""
-    from finetune.domains import Measure
+    from mmrag.finetune.domains import Measure
 
     series = {s["name"]: s["values"] for s in chart["series"]}
     name = q["series"] or chart["series"][-1]["name"]

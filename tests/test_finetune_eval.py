@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from finetune.answerer import load_answerer
-from finetune.dataset import DataConfig, build_dataset
-from finetune.domains import load_domain
-from finetune.evaluate import evaluate, relaxed_match
-from finetune.manifest import AdapterManifest
-from mmrag.settings import Settings
-from mmrag.tiny import ensure_tiny_models, tiny_vlm_dir
-from rag_app.adapters import AdapterError
-from rag_app.prompts import PROMPT_STYLE
+from mmrag.core.adapters import AdapterError
+from mmrag.core.manifest import AdapterManifest
+from mmrag.core.prompts import PROMPT_STYLE
+from mmrag.core.settings import Settings
+from mmrag.core.tiny import ensure_tiny_models, tiny_vlm_dir
+from mmrag.finetune.answerer import load_answerer
+from mmrag.finetune.dataset import DataConfig, build_dataset
+from mmrag.finetune.domains import load_domain
+from mmrag.finetune.evaluate import evaluate, relaxed_match
 from tests.conftest import CACHE_DIR, cli_env, run_cli
 
 CASES = [

@@ -12,8 +12,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from finetune.s3 import INDEX_NAME, ChecksumMismatchError, S3Error, S3Uri, pull, push
-from rag_app.adapters import AdapterError, s3_cache_dir
+from mmrag.core.adapters import AdapterError, s3_cache_dir
+from mmrag.core.s3 import INDEX_NAME, ChecksumMismatchError, S3Error, S3Uri, pull, push
 
 MOTO_SERVER = str(Path(sys.executable).with_name("moto_server"))
 PART = 5 * 2**20  # S3's smallest multipart part

@@ -14,17 +14,17 @@ import pytest
 import torch
 from PIL import Image
 
-from finetune.answerer import load_answerer
-from finetune.dataset import DataConfig, build_dataset, card_sha256
-from finetune.domains import load_domain
-from finetune.encoding import collate, encode
-from finetune.evaluate import evaluate, save_report
-from finetune.manifest import AdapterManifest, ManifestError
-from finetune.samples import Sample, Turn, read_samples
-from finetune.train import LOSS_CSV, TrainConfig, TrainingError, train
-from mmrag.models import load_vlm
-from mmrag.tiny import ensure_tiny_models, tiny_vlm_dir
-from rag_app.prompts import PROMPT_STYLE
+from mmrag.core.manifest import AdapterManifest, ManifestError
+from mmrag.core.models import load_vlm
+from mmrag.core.prompts import PROMPT_STYLE
+from mmrag.core.tiny import ensure_tiny_models, tiny_vlm_dir
+from mmrag.finetune.answerer import load_answerer
+from mmrag.finetune.dataset import DataConfig, build_dataset, card_sha256
+from mmrag.finetune.domains import load_domain
+from mmrag.finetune.encoding import collate, encode
+from mmrag.finetune.evaluate import evaluate, save_report
+from mmrag.finetune.samples import Sample, Turn, read_samples
+from mmrag.finetune.train import LOSS_CSV, TrainConfig, TrainingError, train
 from tests.conftest import CACHE_DIR
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning")
@@ -85,7 +85,7 @@ def test_training_lowers_the_loss_and_writes_adapter_and_manifest(adapter: Path,
 def test_lora_wraps_the_language_model_only() -> None:
     from peft import LoraConfig, get_peft_model
 
-    from finetune.train import LANGUAGE_MODEL_LINEAR
+    from mmrag.finetune.train import LANGUAGE_MODEL_LINEAR
 
     model, _ = load_vlm(str(tiny_vlm_dir(CACHE_DIR)), "cpu")
     peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=LANGUAGE_MODEL_LINEAR))
@@ -140,7 +140,7 @@ def test_an_interrupted_run_resumes_to_the_same_adapter(data_dir: Path, base: st
 
 
 def test_a_batch_without_supervised_tokens_fails_fast(tmp_path: Path, base: str, data_dir: Path) -> None:
-    from finetune.samples import write_samples
+    from mmrag.finetune.samples import write_samples
 
     (tmp_path / "images").symlink_to(data_dir / "images")
     sample = read_samples(data_dir / "train.json")[0]
@@ -168,7 +168,7 @@ def test_eval_reports_base_and_adapter_side_by_side(adapter: Path, data_dir: Pat
 def test_the_sagemaker_handler_answers_with_the_adapter(
     adapter: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from finetune import inference
+    from mmrag.finetune import inference
 
     monkeypatch.setenv("MMRAG_PROFILE", "tiny")
     monkeypatch.setenv("MMRAG_CACHE_DIR", str(CACHE_DIR))

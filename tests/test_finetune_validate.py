@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from finetune.dataset import DataConfig, build_dataset
-from finetune.domains import load_domain
-from finetune.validate import load_processor, validate_file
-from mmrag.settings import Settings
-from mmrag.tiny import ensure_tiny_models, tiny_vlm_dir
+from mmrag.core.settings import Settings
+from mmrag.core.tiny import ensure_tiny_models, tiny_vlm_dir
+from mmrag.finetune.dataset import DataConfig, build_dataset
+from mmrag.finetune.domains import load_domain
+from mmrag.finetune.validate import load_processor, validate_file
 from tests.badfiles import bomb_png
 from tests.conftest import CACHE_DIR, cli_env, run_cli
 
@@ -279,7 +279,7 @@ def test_the_cli_reports_nesting_and_bombs_by_line_without_a_traceback(dataset: 
 
 def test_a_line_separator_inside_a_question_keeps_the_record_whole(dataset: Path, tmp_path: Path) -> None:
     """JSONL ends records at newlines only: U+2028/U+0085 written raw (ensure_ascii=False) stay in their string."""
-    from finetune.samples import iter_json_records
+    from mmrag.finetune.samples import iter_json_records
 
     records = _records(dataset)
     records[0]["conversations"][0]["value"] += " per\u2028year\x85?"

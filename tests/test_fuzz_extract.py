@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer.extract import ExtractOptions, extract_file
-from indexer.items import FileResult
+from mmrag.indexer.extract import ExtractOptions, extract_file
+from mmrag.indexer.items import FileResult
 
 CORPUS = Path(__file__).resolve().parent / "fuzz_corpus"
 SEEDS = sorted(p.name for p in CORPUS.iterdir() if p.suffix != ".py" and not p.name.startswith("."))

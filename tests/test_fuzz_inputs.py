@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from finetune.validate import validate_file
-from mmrag.errors import ConfigError
-from mmrag.settings import Settings, load_settings
+from mmrag.core.errors import ConfigError
+from mmrag.core.settings import Settings, load_settings
+from mmrag.finetune.validate import validate_file
+from mmrag.ui.uploads import BadUploadError, Upload, check_upload, safe_name, save_upload
 from tests.badfiles import bomb_png
-from ui.uploads import BadUploadError, Upload, check_upload, safe_name, save_upload
 
 FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 """Quick runs without an example database in the tree; failures print the example to turn into a named test."""

@@ -12,14 +12,14 @@ import pytest
 import torch
 from PIL import Image
 
-from finetune.manifest import AdapterManifest
-from mmrag import tiny
-from mmrag.errors import ConfigError
-from mmrag.models import load_vlm
-from rag_app import generator as generator_module
-from rag_app.adapters import AdapterError, s3_cache_dir
-from rag_app.generator import GenerationRequest, Generator
-from rag_app.prompts import PROMPT_STYLE, ContextItem
+from mmrag.core import tiny
+from mmrag.core.adapters import AdapterError, s3_cache_dir
+from mmrag.core.errors import ConfigError
+from mmrag.core.manifest import AdapterManifest
+from mmrag.core.models import load_vlm
+from mmrag.core.prompts import PROMPT_STYLE, ContextItem
+from mmrag.rag_app import generator as generator_module
+from mmrag.rag_app.generator import GenerationRequest, Generator
 from tests.conftest import CACHE_DIR
 
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # peft
@@ -315,7 +315,7 @@ def test_unreadable_adapter_weights_are_refused_and_the_base_answers_on(
 def test_s3_adapter_is_pulled_once_into_the_cache(adapters: dict[str, str], aws_env: str, tmp_path: Path) -> None:
     import boto3
 
-    from finetune import s3
+    from mmrag.core import s3
 
     client = boto3.client("s3")
     client.create_bucket(Bucket="adapters")

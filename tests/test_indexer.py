@@ -14,12 +14,12 @@ import pytest
 from weaviate.classes.query import Filter
 from weaviate.exceptions import WeaviateQueryError
 
-from indexer.embedders import ClipEmbedder, TextEmbedder, embedders_for
-from indexer.pipeline import Indexer
-from indexer.store import CLIP_VECTOR, TEXT_VECTOR, CollectionMismatchError, Store
-from mmrag.client import connect
-from mmrag.server import free_port
-from mmrag.settings import Settings
+from mmrag.core.client import connect
+from mmrag.core.server import free_port
+from mmrag.core.settings import Settings
+from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder, embedders_for
+from mmrag.indexer.pipeline import Indexer
+from mmrag.indexer.store import CLIP_VECTOR, TEXT_VECTOR, CollectionMismatchError, Store
 from tests.conftest import MMRAG_SCRIPT, cli_env, run_cli
 from tests.corpus import BAD_FILES, write_many_charts, write_mixed_corpus
 
@@ -150,7 +150,7 @@ def _count(settings: Settings) -> int:
 def test_writer_reports_objects_the_server_refused(store: Store) -> None:
     import weaviate.classes as wvc
 
-    from mmrag.errors import WeaviateUnavailableError
+    from mmrag.core.errors import WeaviateUnavailableError
 
     store.ensure("clip-x", "text-x", lambda: (4, 3))
     good = [
@@ -247,8 +247,8 @@ def test_filter_by_kind_finds_pages(indexer: Indexer, store: Store, corpus: Path
 def test_figures_and_tables_keep_label_caption_and_box(indexer: Indexer, store: Store, tmp_path: Path) -> None:
     from PIL import Image
 
-    from indexer.items import FileResult, Item
-    from indexer.pipeline import Candidate
+    from mmrag.indexer.items import FileResult, Item
+    from mmrag.indexer.pipeline import Candidate
 
     pdf = tmp_path / "report.pdf"
     pdf.write_bytes(b"%PDF-1.4 stand-in: only its path is stored")
@@ -294,7 +294,7 @@ def test_figures_and_tables_keep_label_caption_and_box(indexer: Indexer, store: 
 
 
 def test_an_older_schema_is_refused_with_how_to_rebuild(settings: Settings, store: Store, indexer: Indexer) -> None:
-    from indexer.store import CollectionInfo
+    from mmrag.indexer.store import CollectionInfo
 
     store._create(CollectionInfo(indexer.clip.name, indexer.clip.dim, indexer.text.name, indexer.text.dim, 1))
     advice = r"mmrag delete --all\) and index them again \(mmrag index\)"

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from indexer.embedders import ClipEmbedder, TextEmbedder, embedders_for
-from indexer.extract import ExtractOptions
-from indexer.pipeline import PART_PAGES, Indexer, IndexReport
-from indexer.store import Store
-from mmrag.client import connect
-from mmrag.settings import Settings
+from mmrag.core.client import connect
+from mmrag.core.settings import Settings
+from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder, embedders_for
+from mmrag.indexer.extract import ExtractOptions
+from mmrag.indexer.pipeline import PART_PAGES, Indexer, IndexReport
+from mmrag.indexer.store import Store
 from tests.badfiles import make_deep, remove_tree
 from tests.conftest import CACHE_DIR, cli_env, run_cli
 

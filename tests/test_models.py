@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from mmrag import tiny
-from mmrag.errors import ModelUnavailableError
-from mmrag.models import hub_offline, load_clip, load_text_embedder, load_vlm, resolve_models
-from mmrag.settings import Settings
+from mmrag.core import tiny
+from mmrag.core.errors import ModelUnavailableError
+from mmrag.core.models import hub_offline, load_clip, load_text_embedder, load_vlm, resolve_models
+from mmrag.core.settings import Settings
 from tests.conftest import CACHE_DIR, cli_env, run_cli
 
 

@@ -21,18 +21,18 @@ from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen import canvas
 from streamlit.testing.v1 import AppTest
 
-from indexer.extract import ExtractOptions, extract_file, file_digest
-from indexer.items import Item
-from indexer.pipeline import IndexReport
-from indexer.store import Store
-from mmrag.client import connect
-from mmrag.server import LocalWeaviate
-from mmrag.settings import Settings
-from rag_app.sources import CROP_PAD, Source, SourceImages
+from mmrag.commands.ui import APP
+from mmrag.core.client import connect
+from mmrag.core.server import LocalWeaviate
+from mmrag.core.settings import Settings
+from mmrag.indexer.extract import ExtractOptions, extract_file, file_digest
+from mmrag.indexer.items import Item
+from mmrag.indexer.pipeline import IndexReport
+from mmrag.indexer.store import Store
+from mmrag.rag_app.sources import CROP_PAD, Source, SourceImages
+from mmrag.ui import chat
 from tests.conftest import MMRAG_SCRIPT, cli_env, module_settings, run_cli
 from tests.helpers import SOURCE_KEYS
-from ui import chat
-from ui.cli import APP
 
 FIGURE_LABEL = "report.pdf p.2, Figure 2: Revenue by region"
 TABLE_LABEL = "report.pdf p.2, Table 1: Headcount by office"
@@ -407,7 +407,7 @@ def test_enlarge_shows_the_figure_highlighted_on_its_page(indexed: tuple[Setting
 
 
 def test_the_answer_prompt_gets_the_figure_crop_not_the_page(indexed: tuple[Settings, dict[str, Any]]) -> None:
-    from rag_app.service import make_generator, open_chain
+    from mmrag.rag_app.service import make_generator, open_chain
 
     settings, _ = indexed
     with open_chain(settings, generator=make_generator(settings)) as chain:  # the VLM never loads: prompt only

@@ -12,18 +12,18 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 from PIL import Image, ImageDraw
 
-from indexer.embedders import embedders_for
-from indexer.pipeline import Indexer
-from indexer.store import Store
-from mmrag.client import connect
-from mmrag.server import LocalWeaviate, free_port
-from mmrag.settings import Settings
-from rag_app import prompts
-from rag_app.chain import RagChain
-from rag_app.retriever import MultimodalRetriever
-from rag_app.search import Hit, Searcher, fuse
-from rag_app.service import make_generator, open_chain
-from rag_app.sources import SourceImages
+from mmrag.core import prompts
+from mmrag.core.client import connect
+from mmrag.core.server import LocalWeaviate, free_port
+from mmrag.core.settings import Settings
+from mmrag.indexer.embedders import embedders_for
+from mmrag.indexer.pipeline import Indexer
+from mmrag.indexer.store import Store
+from mmrag.rag_app.chain import RagChain
+from mmrag.rag_app.retriever import MultimodalRetriever
+from mmrag.rag_app.search import Hit, Searcher, fuse
+from mmrag.rag_app.service import make_generator, open_chain
+from mmrag.rag_app.sources import SourceImages
 from tests.conftest import cli_env, module_settings, run_cli
 from tests.helpers import SOURCE_KEYS
 
@@ -190,7 +190,7 @@ def test_cli_errors_are_one_clear_line(indexed: Settings, tmp_path: Path) -> Non
 
 
 def test_adapter_for_another_base_is_refused(indexed: Settings, tmp_path: Path) -> None:
-    from finetune.manifest import AdapterManifest
+    from mmrag.core.manifest import AdapterManifest
 
     AdapterManifest(base_model="llava-hf/llava-1.5-7b-hf", prompt_style=prompts.PROMPT_STYLE).save(tmp_path)
     result = run_cli(cli_env(indexed), "ask", "rain in Seattle", "--adapter", str(tmp_path))

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mmrag.client import connect, local_server
-from mmrag.errors import ServerStartError
-from mmrag.server import LocalWeaviate, binary_path, free_port
-from mmrag.settings import Settings
+from mmrag.core.client import connect, local_server
+from mmrag.core.errors import ServerStartError
+from mmrag.core.server import LocalWeaviate, binary_path, free_port
+from mmrag.core.settings import Settings
 from tests.conftest import CACHE_DIR, cli_env, run_cli
 from tests.helpers import one_object_collection
 

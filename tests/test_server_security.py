@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mmrag.client import connect
-from mmrag.server import (
+from mmrag.core.client import connect
+from mmrag.core.server import (
     CLUSTER_USER,
     LocalWeaviate,
     binary_path,
@@ -17,7 +17,7 @@ from mmrag.server import (
     listening_sockets,
     probe_without_credentials,
 )
-from mmrag.settings import Settings
+from mmrag.core.settings import Settings
 from tests.conftest import CACHE_DIR
 from tests.helpers import one_object_collection
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from mmrag.errors import ConfigError
-from mmrag.settings import load_settings
+from mmrag.core.errors import ConfigError
+from mmrag.core.settings import load_settings
 
 
 def test_defaults_name_the_real_models(monkeypatch: pytest.MonkeyPatch) -> None:

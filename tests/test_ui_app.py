@@ -11,14 +11,14 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from indexer.service import index_paths
-from mmrag.samples import write_sample_corpus
-from mmrag.server import LocalWeaviate, free_port
-from mmrag.settings import Settings
-from mmrag.tiny import tiny_clip_dir
-from rag_app import prompts
+from mmrag.commands.sample_corpus import write_sample_corpus
+from mmrag.commands.ui import APP
+from mmrag.core import prompts
+from mmrag.core.server import LocalWeaviate, free_port
+from mmrag.core.settings import Settings
+from mmrag.core.tiny import tiny_clip_dir
+from mmrag.indexer.service import index_paths
 from tests.conftest import cli_env, module_settings
-from ui.cli import APP
 
 QUESTION = "What was the revenue in the fourth quarter?"
 SOURCE_LINE = re.compile(r"^\*\*\[(\d+)\]\*\* (.+)$")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from indexer.service import index_paths
-from mmrag.samples import write_sample_corpus
-from mmrag.server import free_port
-from mmrag.settings import Settings
+from mmrag.commands.sample_corpus import write_sample_corpus
+from mmrag.core.server import free_port
+from mmrag.core.settings import Settings
+from mmrag.indexer.service import index_paths
 from tests.conftest import MMRAG_SCRIPT, cli_env, run_cli
 
 pytestmark = pytest.mark.browser
@@ -60,7 +60,7 @@ def ui_url(settings: Settings, tmp_path: Path) -> Iterator[str]:
     """`mmrag ui` on a free loopback port, over the sample corpus, as a user starts it."""
     index_paths(settings, write_sample_corpus(tmp_path / "corpus"), workers=0)
     port = free_port()
-    log = tmp_path / "ui.log"
+    log = tmp_path / "mmrag.ui.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [MMRAG_SCRIPT, "ui", "--port", str(port)],
@@ -107,7 +107,7 @@ def test_question_answer_and_source_thumbnail_in_chromium(ui_url: str, tmp_path:
             page.mouse.move(700, 400)
             page.mouse.wheel(0, -5000)  # back to the top: the title, the question, the answer and its sources
             page.wait_for_timeout(500)  # let the last paint land
-            page.screenshot(path=str(tmp_path / "ui.png"))
+            page.screenshot(path=str(tmp_path / "mmrag.ui.png"))
 
             assistant.get_by_role("button", name="Enlarge").first.click()
             dialog = page.get_by_role("dialog")
@@ -130,7 +130,7 @@ def test_question_answer_and_source_thumbnail_in_chromium(ui_url: str, tmp_path:
             expect(dialog.get_by_test_id("stImage").locator("img")).to_be_visible()
         finally:
             browser.close()
-    assert (tmp_path / "ui.png").stat().st_size > 10_000
+    assert (tmp_path / "mmrag.ui.png").stat().st_size > 10_000
 
 
 def test_bad_settings_fail_in_one_line(settings: Settings) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from indexer.service import collection_stats
-from mmrag.samples import write_sample_corpus
-from mmrag.settings import Settings
-from ui.uploads import BadUploadError, Upload, check_upload, index_uploads, safe_name, save_upload, uploads_dir
+from mmrag.commands.sample_corpus import write_sample_corpus
+from mmrag.core.settings import Settings
+from mmrag.indexer.service import collection_stats
+from mmrag.ui.uploads import BadUploadError, Upload, check_upload, index_uploads, safe_name, save_upload, uploads_dir
 
 
 def image_bytes(fmt: str = "PNG", colour: tuple[int, int, int] = (30, 120, 200)) -> bytes:
@@ -138,7 +138,7 @@ def test_the_suffix_checked_is_the_suffix_saved(name: str, expected: str, tmp_pa
 
 
 def test_an_svg_chart_upload_is_accepted_and_a_fake_one_refused() -> None:
-    from ui.uploads import BadUploadError, Upload, check_upload
+    from mmrag.ui.uploads import BadUploadError, Upload, check_upload
 
     svg = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect/></svg>'
     check_upload(Upload("chart.svg", svg), 1 << 20)

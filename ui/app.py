@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any, get_args
 
 import streamlit as st
 
-from indexer.extract import SUPPORTED_SUFFIXES
-from indexer.store import UnknownCollectionError
-from mmrag.errors import MmragError
-from mmrag.settings import Settings, load_settings
-from ui import chat, uploads
+from mmrag.core.errors import MmragError
+from mmrag.core.settings import Settings, load_settings
+from mmrag.indexer.extract import SUPPORTED_SUFFIXES
+from mmrag.indexer.store import UnknownCollectionError
+from mmrag.ui import chat, uploads
 
 if TYPE_CHECKING:
-    from rag_app.generator import Generator
+    from mmrag.rag_app.generator import Generator
 
 MODES: tuple[str, ...] = get_args(Settings.model_fields["mode"].annotation)
 TURNS = "turns"
@@ -34,14 +34,14 @@ GRID = 3  # thumbnails per row under an answer (a bare string here would be show
 @st.cache_resource(show_spinner=False, on_release=lambda client: client.close())
 def _client(address: str, _settings: Settings) -> Any:
     """The Weaviate client (the local server starts on demand)."""
-    from mmrag.client import connect
+    from mmrag.core.client import connect
 
     return connect(_settings)
 
 
 @st.cache_resource(show_spinner=False)
 def _embedders(models: str, _settings: Settings) -> chat.Embedders:
-    from indexer.embedders import embedders_for
+    from mmrag.indexer.embedders import embedders_for
 
     return chat.Embedders(*embedders_for(_settings))
 
@@ -49,14 +49,14 @@ def _embedders(models: str, _settings: Settings) -> chat.Embedders:
 @st.cache_resource(show_spinner=False)
 def _generator(model: str, _settings: Settings) -> Generator:
     """The VLM without an adapter; each question pins its session's adapter (`using`), never reloading the base."""
-    from rag_app.service import make_generator
+    from mmrag.rag_app.service import make_generator
 
     return make_generator(_settings.model_copy(update={"adapter": None}))
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def _stats(collection: str, _settings: Settings) -> dict[str, Any]:
-    from indexer.service import collection_stats
+    from mmrag.indexer.service import collection_stats
 
     return collection_stats(_settings)
 

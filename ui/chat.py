@@ -11,17 +11,17 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from indexer.store import Store
-from rag_app.chain import RagChain
-from rag_app.sources import Source, SourceImages
+from mmrag.indexer.store import Store
+from mmrag.rag_app.chain import RagChain
+from mmrag.rag_app.sources import Source, SourceImages
 
 if TYPE_CHECKING:
     import weaviate
     from PIL import Image
 
-    from indexer.embedders import ClipEmbedder, TextEmbedder
-    from mmrag.settings import Settings
-    from rag_app.generator import Answerer
+    from mmrag.core.settings import Settings
+    from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder
+    from mmrag.rag_app.generator import Answerer
 
 VISUAL_KINDS = ("image", "page")
 _MARKDOWN = re.compile(r"[\\`*_\[\]<>#|~$]")
@@ -73,7 +73,7 @@ def build_chain(
     settings: Settings, client: weaviate.WeaviateClient, embedders: Embedders, generator: Answerer | None
 ) -> RagChain:
     """A chain on the page's long-lived client, embedders and generator (None: retrieval only)."""
-    from rag_app.service import build_chain as build
+    from mmrag.rag_app.service import build_chain as build
 
     return build(settings, client, embedders.clip, embedders.text, generator)
 

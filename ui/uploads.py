@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 import filetype
 
 if TYPE_CHECKING:
-    from indexer.embedders import ClipEmbedder, TextEmbedder
+    from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder
 
-from indexer.extract import IMAGE_SUFFIXES, PDF_SUFFIXES, SUPPORTED_SUFFIXES, SVG_SUFFIXES, TEXT_SUFFIXES
-from mmrag.settings import Settings
+from mmrag.core.settings import Settings
+from mmrag.indexer.extract import IMAGE_SUFFIXES, PDF_SUFFIXES, SUPPORTED_SUFFIXES, SVG_SUFFIXES, TEXT_SUFFIXES
 
 _UNSAFE = re.compile(r"[^\w.-]+")
 _MAX_STEM = 100
@@ -156,7 +156,7 @@ def index_uploads(
 ) -> UploadReport:
     """Check and save the uploads, then index just the saved files into the settings' collection
     (with the caller's loaded embedders when given)."""
-    from indexer.service import index_paths
+    from mmrag.indexer.service import index_paths
 
     report = UploadReport()
     folder = uploads_dir(settings.data_dir, settings.collection)

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from mmrag import tiny
-from mmrag.errors import ModelUnavailableError
-from mmrag.settings import Settings
+from mmrag.core import tiny
+from mmrag.core.errors import ModelUnavailableError
+from mmrag.core.settings import Settings
 
 if TYPE_CHECKING:
     import torch

@@ -7,15 +7,15 @@ import time
 from rich.console import Console
 from rich.markup import escape
 
-from mmrag.console import plain
-from mmrag.settings import Settings
+from mmrag.core.console import plain
+from mmrag.core.settings import Settings
 
 
 def run_demo(settings: Settings, out: Console) -> None:
     """Write the sample corpus, index it into the demo collection (incrementally), and show what is stored."""
-    from indexer.service import collection_stats, index_paths
-    from mmrag.client import connect
-    from mmrag.samples import write_sample_corpus
+    from mmrag.commands.sample_corpus import write_sample_corpus
+    from mmrag.core.client import connect
+    from mmrag.indexer.service import collection_stats, index_paths
 
     corpus = settings.data_dir / "demo-corpus"
     paths = write_sample_corpus(corpus)
@@ -52,7 +52,7 @@ SAMPLE_QUESTIONS = (
 
 
 def _answer_samples(settings: Settings, out: Console) -> None:
-    from rag_app.service import open_chain
+    from mmrag.rag_app.service import open_chain
 
     model = settings.vlm_model
     if settings.profile == "tiny":

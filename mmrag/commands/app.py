@@ -11,10 +11,10 @@ import click
 import typer
 from rich.markup import escape
 
-from mmrag import server
-from mmrag.console import err, out, plain
-from mmrag.errors import MmragError
-from mmrag.settings import Settings, load_settings
+from mmrag.core import server
+from mmrag.core.console import err, out, plain
+from mmrag.core.errors import MmragError
+from mmrag.core.settings import Settings, load_settings
 
 app = typer.Typer(help="Multimodal RAG over charts and documents.", no_args_is_help=True, add_completion=False)
 weaviate_app = typer.Typer(help="The local Weaviate server.", no_args_is_help=True)
@@ -25,12 +25,9 @@ app.add_typer(models_app, name="models")
 
 def _register_packages() -> None:
     """Each package adds its own commands (their modules import nothing heavy)."""
-    import finetune.cli
-    import indexer.cli
-    import rag_app.cli
-    import ui.cli
+    from mmrag.commands import ask, finetune, index, ui
 
-    for module in (indexer.cli, rag_app.cli, finetune.cli, ui.cli):
+    for module in (index, ask, finetune, ui):
         module.register(app)
 
 
@@ -54,7 +51,7 @@ def weaviate_install() -> None:
 @weaviate_app.command("start")
 def weaviate_start() -> None:
     """Start the local server on 127.0.0.1 and wait until it is ready."""
-    from mmrag.client import local_server
+    from mmrag.core.client import local_server
 
     started = time.perf_counter()
     state = local_server(_settings()).start()
@@ -65,7 +62,7 @@ def weaviate_start() -> None:
 @weaviate_app.command("stop")
 def weaviate_stop() -> None:
     """Stop the local server."""
-    from mmrag.client import local_server
+    from mmrag.core.client import local_server
 
     stopped = local_server(_settings()).stop()
     out.print("Weaviate stopped" if stopped else "Weaviate was not running")
@@ -76,7 +73,7 @@ def weaviate_status(json_output: bool = typer.Option(False, "--json", help="One 
     """Whether the local server runs; exit 1 when it does not."""
     import json
 
-    from mmrag.client import local_server
+    from mmrag.core.client import local_server
 
     state = local_server(_settings()).status()
     if json_output:
@@ -106,7 +103,7 @@ def weaviate_status(json_output: bool = typer.Option(False, "--json", help="One 
 @models_app.command("prepare")
 def models_prepare() -> None:
     """Resolve the profile's models (the tiny profile builds its checkpoints once)."""
-    from mmrag.models import resolve_models
+    from mmrag.core.models import resolve_models
 
     ids = resolve_models(_settings())
     for field, value in vars(ids).items():
@@ -116,8 +113,8 @@ def models_prepare() -> None:
 @app.command()
 def demo() -> None:
     """Set up and run the main job on the embedded default (tiny models when the hub is unreachable)."""
-    from mmrag.demo import run_demo
-    from mmrag.models import hub_reachable
+    from mmrag.commands.demo import run_demo
+    from mmrag.core.models import hub_reachable
 
     overrides: dict[str, object] = {"collection": os.environ.get("MMRAG_COLLECTION", "MmragDemo")}
     if "MMRAG_PROFILE" not in os.environ and not hub_reachable():

@@ -11,14 +11,14 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from mmrag.settings import Settings
-    from rag_app.batch import BatchSummary
+    from mmrag.core.settings import Settings
+    from mmrag.rag_app.batch import BatchSummary
 
-from mmrag.console import err, out, plain
+from mmrag.core.console import err, out, plain
 
 
 def _settings(**overrides: object) -> Settings:
-    from mmrag.settings import load_settings
+    from mmrag.core.settings import load_settings
 
     return load_settings(**{k: v for k, v in overrides.items() if v is not None})
 
@@ -32,7 +32,7 @@ def search(
     json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
 ) -> None:
     """Ranked sources for a query, without generating an answer."""
-    from rag_app.service import search as run_search
+    from mmrag.rag_app.service import search as run_search
 
     results = run_search(_settings(k=k, mode=mode), query, kinds=kind, source_prefix=source)
     if json_output:
@@ -53,7 +53,7 @@ def ask(
     json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
 ) -> None:
     """Answer a question from the indexed charts and documents, citing numbered sources."""
-    from rag_app.service import ask as run_ask
+    from mmrag.rag_app.service import ask as run_ask
 
     answer = run_ask(_settings(k=k, mode=mode), question, retrieval_only=retrieval_only, adapter=adapter)
     if json_output:
@@ -79,7 +79,7 @@ def batch(
     """Answer many questions; resumable, one bad row never stops the run."""
     import sys
 
-    from rag_app.batch import run_batch
+    from mmrag.rag_app.batch import run_batch
 
     summary = run_batch(
         _settings(k=k),
@@ -106,7 +106,7 @@ def crop(
     collection: str | None = typer.Option(None, help="Collection (default: MMRAG_COLLECTION)."),
 ) -> None:
     """Write the picture of an indexed object: a figure's or table's crop from its PDF page, a page, an image."""
-    from rag_app.service import write_picture
+    from mmrag.rag_app.service import write_picture
 
     picture = write_picture(_settings(collection=collection), object_id, out_path)
     width, height = picture.size

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from indexer.pipeline import IndexReport
+    from mmrag.indexer.pipeline import IndexReport
 
-from mmrag.console import err, out, plain
-from mmrag.errors import ConfigError
+from mmrag.core.console import err, out, plain
+from mmrag.core.errors import ConfigError
 
 
 def index(
@@ -28,11 +28,11 @@ def index(
     describe: bool = typer.Option(False, help="Store the VLM's description of each chart as its caption."),
 ) -> None:
     """Index charts, images, PDFs and text documents (again and again: only changes are written)."""
-    from mmrag.cpu import passive_omp_threads
+    from mmrag.core.cpu import passive_omp_threads
 
     passive_omp_threads()  # before torch loads
-    from indexer.service import index_paths
-    from mmrag.settings import load_settings
+    from mmrag.core.settings import load_settings
+    from mmrag.indexer.service import index_paths
 
     missing = [str(p) for p in paths if not p.expanduser().exists()]
     if missing:  # a typo in the command, not a bad file: say so before touching anything
@@ -76,8 +76,8 @@ def stats(
     json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
 ) -> None:
     """Objects in the collection, by kind, and the models that built it."""
-    from indexer.service import collection_stats
-    from mmrag.settings import load_settings
+    from mmrag.core.settings import load_settings
+    from mmrag.indexer.service import collection_stats
 
     result = collection_stats(load_settings(**({"collection": collection} if collection else {})))
     if json_output:
@@ -96,8 +96,8 @@ def delete(
     collection: str | None = typer.Option(None, help="Collection (default: MMRAG_COLLECTION)."),
 ) -> None:
     """Delete the objects of a source file (or of every file under a folder), or the whole collection."""
-    from indexer.service import delete_collection, delete_source
-    from mmrag.settings import load_settings
+    from mmrag.core.settings import load_settings
+    from mmrag.indexer.service import delete_collection, delete_source
 
     if (source is None) == (not all_objects):
         raise ConfigError("give either --source PATH or --all")

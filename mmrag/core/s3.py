@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmrag.errors import MmragError
+from mmrag.core.errors import MmragError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -8,9 +8,9 @@ import weaviate
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 from weaviate.exceptions import WeaviateBaseError
 
-from mmrag.errors import ConfigError, WeaviateUnavailableError
-from mmrag.server import LocalWeaviate, binary_path
-from mmrag.settings import Settings
+from mmrag.core.errors import ConfigError, WeaviateUnavailableError
+from mmrag.core.server import LocalWeaviate, binary_path
+from mmrag.core.settings import Settings
 
 _TIMEOUT = AdditionalConfig(timeout=Timeout(init=5, query=60, insert=120))
 

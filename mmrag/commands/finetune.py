@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from mmrag.console import err, out
+from mmrag.core.console import err, out
 
 if TYPE_CHECKING:
-    from finetune.evaluate import EvalReport
-    from finetune.train import StepLog
+    from mmrag.finetune.evaluate import EvalReport
+    from mmrag.finetune.train import StepLog
 
 app = typer.Typer(help="Synthetic chart QA, LoRA adapters, evaluation and S3 shipping.", no_args_is_help=True)
 
@@ -45,15 +45,15 @@ def _quiet_warnings() -> None:
 
 
 def _base(base: str | None) -> str:
-    from mmrag.models import resolve_models
-    from mmrag.settings import load_settings
+    from mmrag.core.models import resolve_models
+    from mmrag.core.settings import load_settings
 
     return base or resolve_models(load_settings()).vlm_model
 
 
 def _device(device: str | None) -> str:
-    from mmrag.models import resolve_device
-    from mmrag.settings import load_settings
+    from mmrag.core.models import resolve_device
+    from mmrag.core.settings import load_settings
 
     return resolve_device(device or load_settings().device)
 
@@ -72,12 +72,12 @@ def data(
     ),
 ) -> None:
     """Generate synthetic charts with questions and answers computed from their tables."""
-    from finetune.dataset import DataConfig, build_dataset
-    from finetune.domains import load_domain
+    from mmrag.finetune.dataset import DataConfig, build_dataset
+    from mmrag.finetune.domains import load_domain
 
     enricher = None
     if bedrock:
-        from finetune.bedrock import BedrockEnricher
+        from mmrag.finetune.bedrock import BedrockEnricher
 
         enricher = BedrockEnricher(bedrock_model)
     config = DataConfig(n_charts=n, seed=seed, questions_per_chart=questions)
@@ -95,9 +95,9 @@ def validate(
     images: Path | None = typer.Option(None, help="Folder the image paths are relative to (default: the file's)."),
 ) -> None:
     """Check a dataset file; every defect is printed with its line, and the exit status is 1 if there is any."""
-    from finetune.samples import DatasetError
-    from finetune.validate import load_processor, validate_file
-    from mmrag.settings import load_settings
+    from mmrag.core.settings import load_settings
+    from mmrag.finetune.samples import DatasetError
+    from mmrag.finetune.validate import load_processor, validate_file
 
     if not file.is_file():
         raise DatasetError(f"{file} does not exist")
@@ -141,8 +141,8 @@ def train(
     device: str | None = typer.Option(None, help="cpu or cuda (default: MMRAG_DEVICE)."),
 ) -> None:
     """Train a LoRA adapter; the loss of every step goes to the console and to OUT/loss.csv."""
-    from finetune.train import TrainConfig
-    from finetune.train import train as run_training
+    from mmrag.finetune.train import TrainConfig
+    from mmrag.finetune.train import train as run_training
 
     _quiet_warnings()
     config = TrainConfig(
@@ -193,8 +193,8 @@ def evaluate(
     """ChartQA relaxed accuracy of the base model and the adapter, overall and per question and chart type."""
     import json
 
-    from finetune.evaluate import closed_samples, save_report
-    from finetune.evaluate import evaluate as run_eval
+    from mmrag.finetune.evaluate import closed_samples, save_report
+    from mmrag.finetune.evaluate import evaluate as run_eval
 
     _quiet_warnings()
     base_model = _base(base)
@@ -220,8 +220,8 @@ def evaluate(
 
 def _adapter_dir(source: str, base_model: str) -> Path:
     """The adapter at `source` (a dir, or s3:// pulled into the cache), checked exactly as `mmrag ask` checks it."""
-    from mmrag.settings import load_settings
-    from rag_app.adapters import resolve_adapter
+    from mmrag.core.adapters import resolve_adapter
+    from mmrag.core.settings import load_settings
 
     return resolve_adapter(source, base_model, load_settings().cache_dir)
 
@@ -249,7 +249,7 @@ def push(
     uri: str = typer.Argument(..., help="s3://bucket/prefix"),
 ) -> None:
     """Upload an adapter dir to S3 (multipart, checksummed); standard AWS settings apply (AWS_PROFILE, ...)."""
-    from finetune.s3 import push as upload
+    from mmrag.core.s3 import push as upload
 
     keys = upload(local_dir, uri)
     out.print(f"pushed {len(keys)} files to {uri}")
@@ -261,6 +261,6 @@ def pull(
     dest: Path = typer.Argument(..., help="Local dir."),
 ) -> None:
     """Download an adapter from S3 and verify every file's sha256."""
-    from finetune.s3 import pull as download
+    from mmrag.core.s3 import pull as download
 
     out.print(f"pulled {uri} into {download(uri, dest)}")

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import httpx
 
-from mmrag.errors import ServerInstallError, ServerStartError
+from mmrag.core.errors import ServerInstallError, ServerStartError
 
 WEAVIATE_VERSION = "1.39.0"
 """The one pinned Weaviate version: the Go build, the release binary and docker-compose.yml all use it."""

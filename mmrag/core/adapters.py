@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from finetune.manifest import AdapterManifest, ManifestError
-from finetune.s3 import S3Error, S3Uri
-from mmrag.errors import MmragError
-from rag_app.prompts import PROMPT_STYLE
+from mmrag.core.errors import MmragError
+from mmrag.core.manifest import AdapterManifest, ManifestError
+from mmrag.core.prompts import PROMPT_STYLE
+from mmrag.core.s3 import S3Error, S3Uri
 
 S3_SCHEME = "s3://"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -73,7 +73,7 @@ def s3_cache_dir(uri: str, cache_dir: Path) -> Path:
 
 
 def _pull(uri: str, cache_dir: Path) -> Path:
-    from finetune import s3
+    from mmrag.core import s3
 
     dest = s3_cache_dir(uri, cache_dir)
     try:

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mmrag.errors import ConfigError
+from mmrag.core.errors import ConfigError
 
 Profile = Literal["default", "tiny"]
 Device = Literal["auto", "cpu", "cuda"]

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mmrag.errors import MmragError
+from mmrag.core.errors import MmragError
 
 MANIFEST_NAME = "mmrag_adapter.json"
 

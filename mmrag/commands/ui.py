@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-APP = Path(__file__).with_name("app.py")
+APP = Path(__file__).parents[1] / "ui" / "app.py"
 
 
 def streamlit_argv(host: str, port: int, max_upload_mb: int) -> list[str]:
@@ -43,8 +43,8 @@ def ui(
     port: int = typer.Option(8501, min=1, max=65535, help="Port to listen on."),
 ) -> None:
     """Open the chat UI: ask questions, check the cited charts and passages, add documents."""
-    from mmrag.console import err
-    from mmrag.settings import load_settings
+    from mmrag.core.console import err
+    from mmrag.core.settings import load_settings
 
     settings = load_settings()  # a bad MMRAG_* variable fails here, in one line, not in the browser
     err.print(f"mmrag UI on http://{host}:{port} (collection {settings.collection})", highlight=False)

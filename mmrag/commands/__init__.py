@@ -1,0 +1,1 @@
+"""The command line: every `mmrag` command, in one place."""
