@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmrag.core.errors import MmragError
+from mmrag.core.metrics import relaxed_match
 from mmrag.finetune.charts import Chart
-from mmrag.finetune.evaluate import relaxed_match
 from mmrag.finetune.questions import QA, QUESTION_TYPES, QASpec, UnanswerableError, compute_answer
 
 DEFAULT_MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"

@@ -8,18 +8,17 @@ shows at answer time (`rag_app.prompts`), and the answer cites the chart as sour
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mmrag.core.errors import MmragError
+from mmrag.core.jsonl import JsonLineError, json_lines
 from mmrag.core.prompts import chart_training_prompt, llava_human_turn
 
 IMAGE_TOKEN = "<image>"
 CITATION = " [1]"
-_CITATIONS = re.compile(r"(\s*\[\d+\])+\s*\.?\s*$")
 
 
 class DatasetError(MmragError):
@@ -60,11 +59,6 @@ def chart_sample(sample_id: str, image: str, question: str, answer: str) -> Samp
     return Sample(sample_id, image, (Turn("human", human), Turn("gpt", answer + CITATION)))
 
 
-def strip_citations(answer: str) -> str:
-    """The answer without trailing source markers: ``"42 [1]."`` -> ``"42"``."""
-    return _CITATIONS.sub("", answer).strip()
-
-
 def question_of(turn: Turn) -> str:
     """The user's question inside a human turn built by `chart_sample`."""
     for line in turn.value.splitlines():
@@ -82,13 +76,10 @@ def iter_json_records(path: Path) -> Iterator[tuple[int, Any]]:
     if text.lstrip().startswith("["):
         yield from _array_items(path, text)
         return
-    # JSONL records end at "\n" only: U+2028, U+0085 and friends may stand inside a record's strings
-    for number, line in enumerate(text.split("\n"), start=1):
-        if line.strip():
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DatasetError(f"{path}:{number}: invalid JSON: {e.msg}") from e
+    for number, record in json_lines(text.split("\n")):  # records end at "\n" only
+        if isinstance(record, JsonLineError):
+            raise DatasetError(f"{path}:{number}: {record}")
+        yield number, record
 
 
 def _array_items(path: Path, text: str) -> Iterator[tuple[int, Any]]:

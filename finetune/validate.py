@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mmrag.core.errors import ModelUnavailableError
+from mmrag.core.jsonl import JsonLineError, json_lines
 from mmrag.finetune.samples import IMAGE_TOKEN, DatasetError, Sample
 
 MAX_IMAGE_PIXELS = 64_000_000
@@ -113,12 +114,11 @@ def _records(path: Path, issues: list[Issue]) -> list[tuple[int, Any]]:
     if text.lstrip().startswith("["):
         return _array_records(text, issues)
     records = []
-    for number, raw in enumerate(text.split("\n"), start=1):  # the lines the trainer's reader sees
-        if raw.strip():
-            try:
-                records.append((number, json.loads(raw)))
-            except (ValueError, RecursionError) as e:
-                issues.append(Issue(number, None, "json", _json_problem(e)))
+    for number, record in json_lines(text.split("\n")):  # the lines the trainer's reader sees
+        if isinstance(record, JsonLineError):
+            issues.append(Issue(number, None, "json", _json_problem(record)))
+        else:
+            records.append((number, record))
     return records
 
 
@@ -174,6 +174,8 @@ def _end_of_value(text: str, pos: int) -> int:
 
 
 def _json_problem(error: ValueError | RecursionError) -> str:
+    if isinstance(error, JsonLineError):
+        return str(error) + (" (a LLaVA sample nests 3 levels)" if "nested" in str(error) else "")
     if isinstance(error, RecursionError):
         return "nested too deeply to parse (a LLaVA sample nests 3 levels)"
     if isinstance(error, json.JSONDecodeError):

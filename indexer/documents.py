@@ -11,11 +11,10 @@ from urllib.parse import unquote, urlparse
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 
+from mmrag.core.filetypes import HTML_SUFFIXES, IMAGE_SUFFIXES, MARKDOWN_SUFFIXES
 from mmrag.indexer.captions import caption_label
 from mmrag.indexer.tables import is_table, markdown_table
 
-_MARKDOWN_SUFFIXES = (".md", ".markdown")
-_HTML_SUFFIXES = (".html", ".htm")
 MAX_TABLE_CHARS = 8000
 """A table's Markdown past this is cut (at a row): its text is one search item."""
 _MAX_AROUND = 500
@@ -75,20 +74,20 @@ def parse_document(path: Path, raw: str, roots: Sequence[Path] = (), max_nesting
     inside the document's own folder."""
     suffix = path.suffix.lower()
     allowed = tuple(roots) or (path.parent.resolve(),)
-    if suffix in _MARKDOWN_SUFFIXES:
+    if suffix in MARKDOWN_SUFFIXES:
         from markdown_it import MarkdownIt
 
         # markdown-it caps block nesting itself (maxNesting); the HTML it renders is checked like any HTML
         markdown = MarkdownIt("commonmark").enable("table")
         return _from_html(path, markdown.render(raw), allowed, max_nesting, fallback_text=raw)
-    if suffix in _HTML_SUFFIXES:
+    if suffix in HTML_SUFFIXES:
         return _from_html(path, raw, allowed, max_nesting)
     return Document(text=raw)
 
 
 def linked_images(path: Path, raw: str, roots: Sequence[Path] = (), max_nesting: int = 64) -> list[Path]:
     """The local image files a Markdown/HTML document shows (indexed with the document, not on their own)."""
-    if path.suffix.lower() not in _MARKDOWN_SUFFIXES + _HTML_SUFFIXES:
+    if path.suffix.lower() not in MARKDOWN_SUFFIXES | HTML_SUFFIXES:
         return []
     return [f.path for f in parse_document(path, raw, roots, max_nesting).figures if f.path is not None]
 
@@ -167,7 +166,6 @@ class LinkRefusedError(ValueError):
 
 def _local_target(document: Path, src: str, roots: Sequence[Path]) -> Path | None:
     """The image file a local link points to (None for remote or missing images); refused outside `roots`."""
-    from mmrag.indexer.extract import IMAGE_SUFFIXES
 
     url = urlparse(src)
     if not src or url.scheme not in ("", "file") or url.netloc:

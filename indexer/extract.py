@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps
 
+from mmrag.core.filetypes import IMAGE_SUFFIXES, PDF_SUFFIXES, SIDECAR_SUFFIXES, SVG_SUFFIXES, TEXT_SUFFIXES
 from mmrag.indexer.items import FileResult, Item, display_path
 
 if TYPE_CHECKING:
@@ -30,14 +31,6 @@ if TYPE_CHECKING:
 
     Layout = PageFigures
     """What the table pass needs of a page: its figures, text lines and captions, and how it is displayed."""
-
-RASTER_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
-SVG_SUFFIXES = frozenset({".svg"})
-IMAGE_SUFFIXES = RASTER_SUFFIXES | SVG_SUFFIXES
-TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm"})
-PDF_SUFFIXES = frozenset({".pdf"})
-SUPPORTED_SUFFIXES = IMAGE_SUFFIXES | TEXT_SUFFIXES | PDF_SUFFIXES
-SIDECAR_SUFFIXES = (".txt", ".json")
 
 
 PDFIUM_LOCK = threading.Lock()

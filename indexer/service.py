@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from mmrag.core.client import connect
+from mmrag.core.console import progress_bar
 from mmrag.core.settings import Settings
 from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder, embedders_for
 from mmrag.indexer.extract import ExtractOptions
@@ -52,24 +53,12 @@ def index_paths(
 
 
 @contextmanager
-def _progress_bar() -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from mmrag.core.console import err
-
-    columns = (
-        TextColumn("indexing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("files  {task.fields[rate]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("index", total=None, rate="")
+def _progress_bar() -> Iterator[Callable[[int, int, int], None]]:
+    with progress_bar("indexing", unit="files") as bar:
 
         def update(done: int, total: int, items: int) -> None:
-            elapsed = bar.tasks[0].elapsed or 0.0
-            bar.update(task, completed=done, total=total, rate=f"{items / elapsed:.1f} items/s" if elapsed else "")
+            elapsed = bar.elapsed
+            bar.update(done, total, rate=f"{items / elapsed:.1f} items/s" if elapsed else "")
 
         yield update
 

@@ -24,7 +24,7 @@ from weaviate.classes.config import Configure, DataType, Property, Tokenization,
 from weaviate.classes.query import Filter
 from weaviate.exceptions import WeaviateBaseError
 
-from mmrag.core.errors import MmragError, WeaviateUnavailableError
+from mmrag.core.errors import MmragError, WeaviateUnavailableError, first_line
 
 SCHEMA_VERSION = 2
 """2: figures and tables with `label`, `caption` and `bbox`."""
@@ -288,7 +288,7 @@ class Store:
         try:
             return fn()
         except WeaviateBaseError as e:
-            raise WeaviateUnavailableError(f"Weaviate request failed ({_first_line(e)}); is the server running?") from e
+            raise WeaviateUnavailableError(f"Weaviate request failed ({first_line(e)}); is the server running?") from e
 
 
 class Writer:
@@ -336,13 +336,8 @@ class Writer:
             result = future.result()
         except WeaviateBaseError as e:
             raise WeaviateUnavailableError(
-                f"writing to Weaviate failed ({_first_line(e)}); is the server running?"
+                f"writing to Weaviate failed ({first_line(e)}); is the server running?"
             ) from e
         if result.has_errors:
             first = next(iter(result.errors.values()))
             raise WeaviateUnavailableError(f"{len(result.errors)} objects were not written: {first.message}")
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip().split(" Details: <_")[0]  # not the gRPC call object's repr
-    return text.splitlines()[0][:200] if text else type(error).__name__

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,9 @@ from weaviate.exceptions import (
     WeaviateTimeoutError,
 )
 
+from mmrag.core.console import progress_bar
 from mmrag.core.errors import ConfigError, MmragError, ModelUnavailableError, WeaviateUnavailableError
+from mmrag.core.jsonl import json_lines
 from mmrag.core.settings import Settings
 from mmrag.rag_app.chain import Answer, Prepared, RagChain
 
@@ -143,7 +145,7 @@ def read_rows(path: Path) -> Iterator[Row]:
         raise ConfigError(f"questions must be a .jsonl or .csv file, got {path.name}")
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
-            records = _jsonl(f) if suffix == ".jsonl" else _csv(f)
+            records = json_lines(f) if suffix == ".jsonl" else _csv(f)
             for line, record in records:
                 yield _row(line, record)
     except UnicodeDecodeError as e:
@@ -152,18 +154,6 @@ def read_rows(path: Path) -> Iterator[Row]:
         raise ConfigError(f"{path} is not a readable CSV file: {e}") from e
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e}") from e
-
-
-def _jsonl(f: Any) -> Iterator[tuple[int, Any]]:
-    for line, text in enumerate(f, start=1):
-        if not text.strip():
-            continue
-        try:
-            yield line, json.loads(text)
-        except json.JSONDecodeError as e:
-            yield line, ValueError(f"invalid JSON: {e.msg}")
-        except (ValueError, RecursionError) as e:  # an integer of over 4300 digits; nesting too deep
-            yield line, ValueError(f"invalid JSON: {e}")
 
 
 def _csv(f: Any) -> Iterator[tuple[int, Any]]:
@@ -286,7 +276,7 @@ def run_batch(
         _quick_grpc_retries(),
         open_chain(settings, retrieval_only=retrieval_only, generator=generator) as chain,
         out.open("a", encoding="utf-8") as sink,
-        _progress(progress, len(todo)) as advance,
+        progress_bar("answering", len(todo), show=progress) as bar,
     ):
         for start in range(0, len(todo), batch_size):
             group = todo[start : start + batch_size]
@@ -299,7 +289,7 @@ def run_batch(
                 summary.add(record)
             sink.flush()
             os.fsync(sink.fileno())
-            advance(len(group))
+            bar.advance(len(group))
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -346,7 +336,7 @@ def _record(row: Row, answer: Answer | None, error: str | None) -> dict[str, Any
         return record | {"answer": None, "abstained": False, "sources": [], "timings": {}, "error": error}
     record |= answer.as_json() | {"error": None}
     if row.expected is not None:
-        from mmrag.finetune.evaluate import relaxed_match
+        from mmrag.core.metrics import relaxed_match
 
         record |= {"expected": row.expected, "correct": relaxed_match(answer.text, row.expected)}
     return record
@@ -399,18 +389,3 @@ def _quick_grpc_retries() -> Iterator[None]:
         yield
     finally:
         v4._Retry = original  # type: ignore[misc]
-
-
-@contextmanager
-def _progress(show: bool, total: int) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr, advanced by the yielded function (which does nothing when `show` is False)."""
-    if not show:
-        yield lambda n: None
-        return
-    from rich.progress import Progress
-
-    from mmrag.core.console import err
-
-    with Progress(console=err, transient=True) as bar:
-        task = bar.add_task("answering", total=total)
-        yield lambda n: bar.advance(task, n)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mmrag.core import prompts
 from mmrag.core.adapters import ADAPTER_WEIGHTS, S3_SCHEME, AdapterError, resolve_adapter
-from mmrag.core.errors import ConfigError
+from mmrag.core.errors import ConfigError, first_line
 from mmrag.core.models import load_vlm, resolve_device
 
 if TYPE_CHECKING:
@@ -267,7 +267,7 @@ class Generator:
             PeftConfig.from_pretrained(str(adapter_dir))
             load_file(adapter_dir / ADAPTER_WEIGHTS)
         except (OSError, ValueError, SafetensorError) as e:
-            raise AdapterError(f"cannot load the adapter at {adapter_dir}: {_first_line(e)}") from e
+            raise AdapterError(f"cannot load the adapter at {adapter_dir}: {first_line(e, 300)}") from e
         try:
             if self._peft is None:
                 self._peft = PeftModel.from_pretrained(self._loaded.model, str(adapter_dir), adapter_name=name)
@@ -275,7 +275,7 @@ class Generator:
                 self._peft.load_adapter(str(adapter_dir), adapter_name=name)
         except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
             self._discard_model()  # half-injected layers: start again from a clean base on the next use
-            raise AdapterError(f"cannot load the adapter at {adapter_dir}: {_first_line(e)}") from e
+            raise AdapterError(f"cannot load the adapter at {adapter_dir}: {first_line(e, 300)}") from e
         return name
 
     def _discard_model(self) -> None:
@@ -363,8 +363,3 @@ def _stripped(pieces: Iterable[str]) -> Iterator[str]:
             pending = piece[len(body) :]
         else:
             pending += piece
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__

@@ -19,9 +19,10 @@ from langchain_core.documents import Document
 from PIL import Image, ImageDraw
 
 from mmrag.core.errors import MmragError
+from mmrag.core.filetypes import PDF_SUFFIXES
 from mmrag.core.prompts import ContextItem
 from mmrag.indexer.captions import LABEL
-from mmrag.indexer.extract import PDF_SUFFIXES, PDFIUM_LOCK, BadFileError, load_image
+from mmrag.indexer.extract import PDFIUM_LOCK, BadFileError, load_image
 from mmrag.indexer.items import Box
 from mmrag.indexer.store import Store
 

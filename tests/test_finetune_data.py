@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mmrag.core.metrics import strip_citations
 from mmrag.finetune.charts import CHART_KINDS, Chart
 from mmrag.finetune.dataset import SPLITS, DataConfig, build_dataset, load_card
 from mmrag.finetune.domains import BUILTIN_DOMAINS, DomainError, load_domain
-from mmrag.finetune.samples import read_samples, strip_citations
+from mmrag.finetune.samples import read_samples
 
 N_CHARTS = 2 * len(CHART_KINDS)
 

@@ -12,13 +12,14 @@ import pytest
 
 from mmrag.core.adapters import AdapterError
 from mmrag.core.manifest import AdapterManifest
+from mmrag.core.metrics import relaxed_match
 from mmrag.core.prompts import PROMPT_STYLE
 from mmrag.core.settings import Settings
 from mmrag.core.tiny import ensure_tiny_models, tiny_vlm_dir
 from mmrag.finetune.answerer import load_answerer
 from mmrag.finetune.dataset import DataConfig, build_dataset
 from mmrag.finetune.domains import load_domain
-from mmrag.finetune.evaluate import evaluate, relaxed_match
+from mmrag.finetune.evaluate import evaluate
 from tests.conftest import CACHE_DIR, cli_env, run_cli
 
 CASES = [

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, get_args
 import streamlit as st
 
 from mmrag.core.errors import MmragError
+from mmrag.core.filetypes import SUPPORTED_SUFFIXES
 from mmrag.core.settings import Settings, load_settings
-from mmrag.indexer.extract import SUPPORTED_SUFFIXES
 from mmrag.indexer.store import UnknownCollectionError
 from mmrag.ui import chat, uploads
 
@@ -163,9 +163,9 @@ def show_upload_report(report: uploads.UploadReport) -> None:
 # Chat
 
 
-def ask(settings: Settings, question: str, retrieval_only: bool) -> chat.Turn:
+def ask(settings: Settings, question: str, retrieval_only: bool) -> chat.ChatTurn:
     """Answer in the current chat message (streamed) and return the turn for the history."""
-    turn = chat.Turn(question, settings.collection, retrieval_only=retrieval_only)
+    turn = chat.ChatTurn(question, settings.collection, retrieval_only=retrieval_only)
     address, models, vlm = _keys(settings)
     try:
         with st.spinner("Searching your documents… (the first question also loads the models)"):
@@ -192,7 +192,7 @@ def _kept(pieces: Iterator[str], into: list[str]) -> Iterator[str]:
         yield piece
 
 
-def show_turn(index: int, turn: chat.Turn, settings: Settings, streamed: bool = False) -> None:
+def show_turn(index: int, turn: chat.ChatTurn, settings: Settings, streamed: bool = False) -> None:
     """The assistant's side of a turn: the answer (unless it was just streamed), then its numbered sources."""
     if turn.error:
         st.error(turn.error, icon=":material/error:")
@@ -257,7 +257,7 @@ def enlarge(cited: chat.Cited, collection: str, settings: Settings) -> None:
 
 
 def chat_section(settings: Settings, retrieval_only: bool) -> None:
-    turns: list[chat.Turn] = st.session_state.setdefault(TURNS, [])
+    turns: list[chat.ChatTurn] = st.session_state.setdefault(TURNS, [])
     for index, turn in enumerate(turns):
         st.chat_message("user").markdown(chat.escape(turn.question))
         with st.chat_message("assistant"):

@@ -56,7 +56,7 @@ class Cited:
 
 
 @dataclass
-class Turn:
+class ChatTurn:
     """One question and what came back; kept in the session so the history survives reruns."""
 
     question: str

@@ -20,8 +20,8 @@ import filetype
 if TYPE_CHECKING:
     from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder
 
+from mmrag.core.filetypes import IMAGE_SUFFIXES, PDF_SUFFIXES, SUPPORTED_SUFFIXES, SVG_SUFFIXES, TEXT_SUFFIXES
 from mmrag.core.settings import Settings
-from mmrag.indexer.extract import IMAGE_SUFFIXES, PDF_SUFFIXES, SUPPORTED_SUFFIXES, SVG_SUFFIXES, TEXT_SUFFIXES
 
 _UNSAFE = re.compile(r"[^\w.-]+")
 _MAX_STEM = 100

@@ -6,14 +6,12 @@ Each command parses its options and calls one library function; heavy imports ha
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from mmrag.core.console import err, out
+from mmrag.core.console import err, out, progress_bar
 
 if TYPE_CHECKING:
     from mmrag.finetune.evaluate import EvalReport
@@ -25,16 +23,6 @@ app = typer.Typer(help="Synthetic chart QA, LoRA adapters, evaluation and S3 shi
 def register(parent: typer.Typer) -> None:
     """Add this package's commands to the `mmrag` app."""
     parent.add_typer(app, name="finetune")
-
-
-@contextmanager
-def _progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n: progress.advance(task, n)
 
 
 def _quiet_warnings() -> None:
@@ -81,8 +69,10 @@ def data(
 
         enricher = BedrockEnricher(bedrock_model)
     config = DataConfig(n_charts=n, seed=seed, questions_per_chart=questions)
-    with _progress("charts", n) as advance:
-        card = build_dataset(out_dir, load_domain(domain), config, enricher=enricher, workers=workers, progress=advance)
+    with progress_bar("charts", n) as bar:
+        card = build_dataset(
+            out_dir, load_domain(domain), config, enricher=enricher, workers=workers, progress=bar.advance
+        )
     counts = ", ".join(f"{s} {card.charts[s]} charts / {card.samples[s]} samples" for s in card.charts)
     out.print(f"dataset in {out_dir}: {counts}")
 
@@ -200,7 +190,7 @@ def evaluate(
     base_model = _base(base)
     adapter_dir = _adapter_dir(adapter, base_model) if adapter else None
     n = len(closed_samples(data_dir, "test", limit)) * (2 if adapter_dir else 1)
-    with _progress("answering", n) as advance:
+    with progress_bar("answering", n) as bar:
         report = run_eval(
             data_dir,
             base_model,
@@ -208,7 +198,7 @@ def evaluate(
             adapter_dir=adapter_dir,
             limit=limit,
             batch_size=batch_size,
-            progress=advance,
+            progress=bar.advance,
         )
     json_path, png_path = save_report(report, report_dir or adapter_dir or data_dir / "eval")
     if json_output:

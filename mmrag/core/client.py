@@ -8,7 +8,7 @@ import weaviate
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 from weaviate.exceptions import WeaviateBaseError
 
-from mmrag.core.errors import ConfigError, WeaviateUnavailableError
+from mmrag.core.errors import ConfigError, WeaviateUnavailableError, first_line
 from mmrag.core.server import LocalWeaviate, binary_path
 from mmrag.core.settings import Settings
 
@@ -48,7 +48,7 @@ def connect(settings: Settings, *, start_local: bool = True) -> weaviate.Weaviat
             )
         ready = client.is_ready()
     except WeaviateBaseError as e:
-        raise WeaviateUnavailableError(f"cannot reach {where}: {_first_line(e)}; {hint}") from e
+        raise WeaviateUnavailableError(f"cannot reach {where}: {first_line(e)}; {hint}") from e
     if not ready:
         client.close()
         raise WeaviateUnavailableError(f"cannot reach {where}; {hint}")
@@ -73,8 +73,3 @@ def _remote_client(settings: Settings) -> weaviate.WeaviateClient:
         additional_config=_TIMEOUT,
         skip_init_checks=True,
     )
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:200] if text else type(error).__name__

@@ -5,8 +5,19 @@ and is printed with `markup=False, emoji=False`, so it can neither drive the ter
 """
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -30,3 +41,41 @@ def _escape(match: re.Match[str]) -> str:
     char = match.group()
     code = ord(char)
     return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+class Bar:
+    """A progress bar on stderr, or nothing when hidden: `advance` adds finished work, `update` sets it."""
+
+    def __init__(self, progress: Progress | None = None, task: TaskID | None = None) -> None:
+        self._progress, self._task = progress, task
+
+    def advance(self, n: int = 1) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, n)
+
+    def update(self, done: int, total: int | None = None, *, rate: str = "") -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=done, total=total, rate=rate)
+
+    @property
+    def elapsed(self) -> float:
+        if self._progress is None or self._task is None:
+            return 0.0
+        return next((t.elapsed or 0.0 for t in self._progress.tasks if t.id == self._task), 0.0)
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None = None, *, show: bool = True, unit: str = "") -> Iterator[Bar]:
+    """A transient bar for long work: description, bar, done/total, `unit` and a rate if `update` gives one, time."""
+    if not show:
+        yield Bar()
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(f"{unit}  {{task.fields[rate]}}" if unit else "{task.fields[rate]}"),
+        TimeElapsedColumn() if total is None else TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
+        yield Bar(progress, progress.add_task(description, total=total, rate=""))

@@ -23,3 +23,9 @@ class WeaviateUnavailableError(MmragError):
 
 class ModelUnavailableError(MmragError):
     """A model could not be loaded (missing locally and the hub unreachable, bad id)."""
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """An exception as one short line for a user: its message's first line (never a gRPC call's repr), else its type."""
+    text = str(error).strip().split(" Details: <_")[0]
+    return text.splitlines()[0][:limit] if text else type(error).__name__

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from mmrag.core import tiny
-from mmrag.core.errors import ModelUnavailableError
+from mmrag.core.errors import ModelUnavailableError, first_line
 from mmrag.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def load_clip(name: str, pretrained: str | None, device: str) -> tuple[Any, Any,
             raise ModelUnavailableError(f"unknown CLIP model {name!r}: {e}") from e
         raise ModelUnavailableError(f"cannot load CLIP {name!r}/{pretrained!r}: {_OFFLINE_HINT}") from e
     except (OSError, ValueError) as e:
-        raise ModelUnavailableError(f"cannot load CLIP {name!r}/{pretrained!r}: {_short(e)}") from e
+        raise ModelUnavailableError(f"cannot load CLIP {name!r}/{pretrained!r}: {first_line(e, 300)}") from e
     except Exception as e:  # huggingface_hub raises many connection error types
         if _is_connection_error(e):
             raise ModelUnavailableError(f"cannot load CLIP {name!r}/{pretrained!r}: {_OFFLINE_HINT}") from e
@@ -174,7 +174,7 @@ def _is_local(model_id: str) -> bool:
 
 
 def _reason(error: Exception) -> str:
-    return _OFFLINE_HINT if hub_offline() or _is_connection_error(error) else _short(error)
+    return _OFFLINE_HINT if hub_offline() or _is_connection_error(error) else first_line(error, 300)
 
 
 def _is_connection_error(error: BaseException) -> bool:
@@ -182,8 +182,3 @@ def _is_connection_error(error: BaseException) -> bool:
     markers = ("connect", "resolve", "offline", "network", "timed out", "couldn't reach", "max retries")
     chained = error.__cause__ or error.__context__
     return any(m in text for m in markers) or (chained is not None and _is_connection_error(chained))
-
-
-def _short(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__
