@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system install weaviate browser demo test lint typecheck pytest lock clean
+.PHONY: setup system install weaviate browser demo test test-fast lint typecheck pytest lock clean
 
 setup: system install weaviate
 
@@ -37,6 +37,7 @@ demo: setup
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -49,6 +50,10 @@ pytest: setup browser
 	$(BIN)/pytest
 
 test: setup lint typecheck pytest
+
+# The edit loop: pytest without the `slow` (training, big corpora, fuzzing) and `browser` tests, in about 2 minutes.
+test-fast: setup
+	$(BIN)/pytest -m "not slow and not browser"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -35,7 +35,7 @@ from mmrag.core.settings import Settings, load_settings
 from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder
 from mmrag.indexer.extract import ExtractOptions, extract_file, file_digest, sidecars
 from mmrag.indexer.pipeline import Indexer, discover
-from mmrag.indexer.store import Store
+from mmrag.indexer.store import Store, StoredObject
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -80,22 +80,20 @@ def bare_encoder_seconds(root: Path, clip: ClipEmbedder, text: TextEmbedder) -> 
     images = [i.image for i in items if i.image is not None]
     chunks = [i.text for i in items if i.image is None]
     texts = [i.text for i in items if i.text.strip()]
-    pixels = clip.preprocess(images)
-    clip.embed_texts(chunks[:2]), text.embed(texts[:2]), clip.embed_pixels(pixels[:2])  # warm up
+    pixels = clip.prepare(images)
+    clip.encode_texts(chunks[:2]), text.encode_texts(texts[:2]), clip.encode_images(pixels[:2])  # warm up
     started = time.perf_counter()
-    clip.embed_pixels(pixels)
-    clip.embed_texts(chunks)
-    text.embed(texts)
+    clip.encode_images(pixels)
+    clip.encode_texts(chunks)
+    text.encode_texts(texts)
     return len(items), time.perf_counter() - started
 
 
 def writes_per_second(store: Store, clip_dim: int, text_dim: int, n: int = 3000) -> float:
-    import weaviate.classes as wvc
-
     rng = np.random.default_rng(1)
     store.ensure("bench-clip", "bench-text", lambda: (clip_dim, text_dim))
     objects = [
-        wvc.data.DataObject(
+        StoredObject(
             properties={
                 "kind": "text",
                 "text": f"object {i}",
@@ -103,8 +101,8 @@ def writes_per_second(store: Store, clip_dim: int, text_dim: int, n: int = 3000)
                 "file_sha256": "x",
                 "n_items": 1,
             },
-            uuid=str(uuid.uuid4()),
-            vector={"clip": rng.standard_normal(clip_dim).tolist(), "text": rng.standard_normal(text_dim).tolist()},
+            id=str(uuid.uuid4()),
+            vectors={"clip": rng.standard_normal(clip_dim).tolist(), "text": rng.standard_normal(text_dim).tolist()},
         )
         for i in range(n)
     ]
@@ -113,6 +111,11 @@ def writes_per_second(store: Store, clip_dim: int, text_dim: int, n: int = 3000)
         for obj in objects:
             write(obj)
     return n / (time.perf_counter() - started)
+
+
+def _drop(store: Store) -> None:
+    if store.exists():
+        store.drop()
 
 
 def peak_rss_mb() -> float:
@@ -134,13 +137,13 @@ def run_model(name: str, settings: Settings, root: Path, workers: int) -> dict[s
             report = Indexer(store, clip, text, workers=workers).run([root])
             e2e_seconds = time.perf_counter() - started
         finally:
-            client.collections.delete(collection)
+            _drop(store)
         bare_items, bare_seconds = bare_encoder_seconds(root, clip, text)
         write_store = Store(client, collection + "W")
         try:
             writes = writes_per_second(write_store, clip.dim, text.dim)
         finally:
-            client.collections.delete(collection + "W")
+            _drop(write_store)
     e2e = report.items / e2e_seconds
     bare = bare_items / bare_seconds
     return {

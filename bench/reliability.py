@@ -15,7 +15,7 @@ On a Weaviate of its own (a temporary data dir, free loopback ports, the tiny pr
                 then a rerun: every id exactly once, every line JSON, the same sources as a clean run.
   bad-inputs    every case of tests/badfiles.py in its own `mmrag index --json` process: the expected outcome, no
                 hang (hard timeout), peak RSS (wait4) under 2x that of a clean run over one small PNG.
-  probes        every port the server listens on, probed without credentials (mmrag.server).
+  probes        every port the server listens on, probed without credentials (mmrag.core.server).
 
 `mmrag index` and `mmrag batch` run in processes forked from a launcher that has already imported torch and the
 model libraries: the CLI's own entry point with its argv and environment in a fresh process, minus ~10 s of imports
@@ -221,7 +221,7 @@ def zygote() -> None:
         sys.stdout.flush(), sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _child(job, mmrag.cli.main)
+            _child(job, mmrag.commands.app.main)
         print(json.dumps({"pid": pid}), flush=True)
         status, peak, killed = wait_bounded(pid, started, job["timeout"], job["max_rss_mb"])
         done = {"returncode": status, "seconds": time.monotonic() - started, "peak_rss_mb": peak, "killed": killed}

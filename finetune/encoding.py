@@ -1,7 +1,8 @@
 """Samples to model inputs: the processor's chat template, image tokens expanded, labels on assistant tokens only.
 
-Training, validation (the length check) and evaluation all go through these functions, so the length that
-`mmrag finetune validate` reports is the length the trainer sees, and the prompt at evaluation is the trained one.
+Training and validation (the length check) both go through these functions, so the length that
+`mmrag finetune validate` reports is the length the trainer sees. The user turn is laid out as `rag_app.generator`
+lays out its prompts (`mmrag.core.prompts.messages`: images first), so evaluation and the app ask as training taught.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mmrag.core.errors import MmragError
-from mmrag.finetune.samples import IMAGE_TOKEN, Sample, Turn
+from mmrag.finetune.samples import IMAGE_TOKEN, Sample
 
 if TYPE_CHECKING:
     import torch
@@ -37,7 +38,7 @@ class Encoded:
 
 
 def chat(sample: Sample) -> list[dict[str, Any]]:
-    """The sample as chat messages: `<image>` markers become image parts placed first, as rag_app.prompts does."""
+    """The sample as chat messages: `<image>` markers become image parts placed first, as mmrag.core.prompts does."""
     messages: list[dict[str, Any]] = []
     for turn in sample.conversations:
         if turn.role == "human":
@@ -72,12 +73,6 @@ def encode(processor: Any, sample: Sample, image: Image.Image) -> Encoded:
         labels[start:end] = input_ids[start:end]
     vision = {k: v for k, v in inputs.items() if hasattr(v, "shape")}
     return Encoded(sample.id, input_ids, labels, vision)
-
-
-def generation_prompt(processor: Any, human_turn: str) -> str:
-    """The text given to `generate` for one human turn (`<image>` markers included), ready for the processor."""
-    messages = chat(Sample("prompt", "", (Turn("human", human_turn),)))
-    return _template(processor, messages, generation_prompt=True)
 
 
 def _template(processor: Any, messages: list[dict[str, Any]], *, generation_prompt: bool) -> str:

@@ -4,6 +4,9 @@ The metric is ChartQA's relaxed accuracy: a numeric answer is right within 5% re
 (exactly when the gold is 0), any other answer by case-insensitive exact match. Citations (``[1]``), currency
 signs, thousands separators and units are ignored; ``45%`` is matched by ``45%``, ``45`` and ``0.45``.
 Open-ended questions (``describe``) have no single right string and are left out.
+
+The answers come from the generator `mmrag ask` uses (`rag_app.generator`), each chart shown as source [1] with
+its question (`GenerationRequest.chart`): the prompt the adapter was trained on, checked against each sample.
 """
 
 from __future__ import annotations
@@ -11,16 +14,20 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmrag.core.metrics import relaxed_match
+from mmrag.core.prompts import llava_human_turn
 from mmrag.finetune.dataset import load_questions
-from mmrag.finetune.samples import DatasetError, Sample, read_samples
+from mmrag.finetune.samples import DatasetError, Sample, question_of, read_samples
+from mmrag.rag_app.generator import GenerationRequest
 
 if TYPE_CHECKING:
-    from mmrag.finetune.answerer import ChartAnswerer
+    from PIL import Image
+
+    from mmrag.rag_app.generator import Generator
 
 OPEN_ENDED = ("describe",)
 
@@ -77,30 +84,25 @@ class EvalReport:
 
 def evaluate(
     data_dir: Path,
-    base_model: str,
-    device: str,
+    generator: Generator,
     *,
-    adapter_dir: Path | None = None,
+    adapter: str | None = None,
     split: str = "test",
     limit: int | None = None,
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
 ) -> EvalReport:
-    """Answer the split's questions with the base model, then with the adapter on it, and score both.
+    """Answer the split's questions with the generator's base model, then with `adapter` (a dir or s3:// URI) on
+    it, and score both.
 
     An unusable adapter (another base, no safetensors weights) is refused (AdapterError) before any model loads.
     """
-    from mmrag.core.adapters import check_adapter
-    from mmrag.finetune.answerer import load_answerer
-
-    if adapter_dir is not None:
-        check_adapter(adapter_dir, base_model)
+    if adapter is not None:
+        generator.resolve_adapter(adapter)
     samples = closed_samples(data_dir, split, limit)
-    answerer = load_answerer(base_model, device)
-    answers = {"base": _answer_all(answerer, data_dir, samples, batch_size, progress)}
-    if adapter_dir is not None:
-        answerer.add_adapter(adapter_dir, base_model)
-        answers["adapter"] = _answer_all(answerer, data_dir, samples, batch_size, progress)
+    answers = {"base": _answer_all(generator, None, data_dir, samples, batch_size, progress)}
+    if adapter is not None:
+        answers["adapter"] = _answer_all(generator, adapter, data_dir, samples, batch_size, progress)
     questions = load_questions(data_dir)
     predictions = []
     for i, sample in enumerate(samples):
@@ -111,7 +113,7 @@ def evaluate(
         predictions.append(
             Prediction(sample.id, cq.chart.kind, cq.qa.spec.qtype, cq.qa.question, gold, model_answers, correct)
         )
-    return _report(base_model, adapter_dir, split, tuple(answers), predictions)
+    return _report(generator.model_id, adapter, split, tuple(answers), predictions)
 
 
 def closed_samples(data_dir: Path, split: str, limit: int | None) -> list[Sample]:
@@ -125,8 +127,21 @@ def closed_samples(data_dir: Path, split: str, limit: int | None) -> list[Sample
     return samples[:limit] if limit else samples
 
 
+def chart_request(sample: Sample, image: Image.Image, adapter: str | None = None) -> GenerationRequest:
+    """The request that asks a sample's question about its chart exactly as the sample's human turn (the training
+    prompt) does; DatasetError for a sample written with another prompt."""
+    request = GenerationRequest.chart(question_of(sample.conversations[0]), image, Path(sample.image).name)
+    if llava_human_turn(1, request.prompt_text) != sample.conversations[0].value:
+        raise DatasetError(
+            f"sample {sample.id} was written with another prompt than this version asks with: "
+            "make the dataset again with `mmrag finetune data`"
+        )
+    return replace(request, adapter=adapter)
+
+
 def _answer_all(
-    answerer: ChartAnswerer,
+    generator: Generator,
+    adapter: str | None,
     data_dir: Path,
     samples: list[Sample],
     batch_size: int,
@@ -137,18 +152,18 @@ def _answer_all(
     answers: list[str] = []
     for start in range(0, len(samples), batch_size):
         batch = samples[start : start + batch_size]
-        images = []
+        requests = []
         for s in batch:
             with Image.open(data_dir / s.image) as image:
-                images.append(image.convert("RGB"))
-        answers += answerer.answer([s.conversations[0].value for s in batch], images)
+                requests.append(chart_request(s, image.convert("RGB"), adapter))
+        answers += generator.generate_batch(requests)
         if progress:
             progress(len(batch))
     return answers
 
 
 def _report(
-    base_model: str, adapter_dir: Path | None, split: str, models: tuple[str, ...], predictions: list[Prediction]
+    base_model: str, adapter: str | None, split: str, models: tuple[str, ...], predictions: list[Prediction]
 ) -> EvalReport:
     def scores(group: Iterable[Prediction]) -> dict[str, Score]:
         group = list(group)
@@ -161,7 +176,7 @@ def _report(
         by_c[p.chart_type].append(p)
     return EvalReport(
         base_model=base_model,
-        adapter=str(adapter_dir) if adapter_dir else None,
+        adapter=adapter,
         split=split,
         models=models,
         overall=scores(predictions),

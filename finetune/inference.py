@@ -4,6 +4,9 @@ The model archive (``model.tar.gz``, unpacked into ``model_dir``) holds an mmrag
 base model, loaded from the hub or from ``MMRAG_VLM_MODEL`` (a local dir inside the image) with the other
 ``MMRAG_*`` settings, and refused when it differs from the adapter's base. A model_dir without a manifest serves
 the base model alone. Requests are JSON: ``{"image": "<base64 PNG/JPEG>", "question": "..."}``.
+
+Answers come from the generator `mmrag ask` uses, the chart shown as source [1] (`GenerationRequest.chart`): the
+prompt the adapter was trained on.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 from mmrag.core.errors import MmragError
 from mmrag.core.manifest import MANIFEST_NAME, AdapterManifest
-from mmrag.finetune.answerer import ChartAnswerer, human_turn, load_answerer
+from mmrag.rag_app.generator import GenerationRequest, Generator
 
 JSON = "application/json"
 
@@ -28,30 +31,38 @@ class RequestError(MmragError):
 
 
 @dataclass(frozen=True)
-class ChartQuestion:
+class EndpointRequest:
+    """One decoded request: a chart and a question about it."""
+
     image: Any
     """A PIL image."""
     question: str
 
 
-def model_fn(model_dir: str) -> ChartAnswerer:
-    """Load the base model and the adapter in `model_dir` (once per worker)."""
-    import os
+@dataclass(frozen=True)
+class EndpointModel:
+    """What `model_fn` loads: the generator and the adapter every answer uses (None: the base model alone)."""
 
-    from mmrag.core.models import resolve_device, resolve_models
+    generator: Generator
+    adapter: str | None
+
+
+def model_fn(model_dir: str) -> EndpointModel:
+    """Load the base model and the adapter in `model_dir` (once per worker, before the first request)."""
     from mmrag.core.settings import load_settings
 
     adapter_dir = Path(model_dir)
-    has_adapter = (adapter_dir / MANIFEST_NAME).is_file()
-    overrides: dict[str, object] = {}
-    if has_adapter and "MMRAG_VLM_MODEL" not in os.environ and os.environ.get("MMRAG_PROFILE") != "tiny":
-        overrides["vlm_model"] = AdapterManifest.load(adapter_dir).base_model
-    settings = load_settings(**overrides)
-    base = resolve_models(settings).vlm_model
-    return load_answerer(base, resolve_device(settings.device), adapter_dir if has_adapter else None)
+    adapter = str(adapter_dir) if (adapter_dir / MANIFEST_NAME).is_file() else None
+    settings = load_settings()
+    base = None  # the profile's VLM: MMRAG_VLM_MODEL when set, the tiny one in the tiny profile
+    if adapter is not None and "vlm_model" not in settings.model_fields_set and settings.profile != "tiny":
+        base = AdapterManifest.load(adapter_dir).base_model
+    generator = Generator.from_settings(settings, model_id=base)
+    generator.preload(adapter)
+    return EndpointModel(generator, adapter)
 
 
-def input_fn(request_body: str | bytes, content_type: str = JSON) -> ChartQuestion:
+def input_fn(request_body: str | bytes, content_type: str = JSON) -> EndpointRequest:
     if content_type.split(";")[0].strip() != JSON:
         raise RequestError(f"unsupported content type {content_type!r}: send {JSON}")
     try:
@@ -61,7 +72,7 @@ def input_fn(request_body: str | bytes, content_type: str = JSON) -> ChartQuesti
         raise RequestError('the request must be JSON {"image": "<base64>", "question": "..."}') from e
     if not question:
         raise RequestError("the question is empty")
-    return ChartQuestion(_decode_image(encoded), question)
+    return EndpointRequest(_decode_image(encoded), question)
 
 
 def _decode_image(encoded: str) -> Any:
@@ -76,8 +87,8 @@ def _decode_image(encoded: str) -> Any:
         raise RequestError(f"the image is not a base64-encoded PNG or JPEG: {e}") from e
 
 
-def predict_fn(data: ChartQuestion, model: ChartAnswerer) -> dict[str, Any]:
-    (answer,) = model.answer([human_turn(data.question)], [data.image])
+def predict_fn(data: EndpointRequest, model: EndpointModel) -> dict[str, Any]:
+    answer = model.generator.generate(GenerationRequest.chart(data.question, data.image, adapter=model.adapter))
     return {"answer": answer, "question": data.question}
 
 

@@ -1,8 +1,9 @@
 """Training samples in LLaVA's conversation format, read and written as a JSON array or JSONL.
 
 One sample: ``{"id", "image", "conversations": [{"from": "human", "value": "<image>\\n..."}, {"from": "gpt", ...}]}``.
-The image path is relative to the data dir (LLaVA's ``--image_folder``). The human turn is exactly the prompt the app
-shows at answer time (`rag_app.prompts`), and the answer cites the chart as source [1], as the app's instruction asks.
+The image path is relative to the data dir (LLaVA's ``--image_folder``). The human turn is exactly the prompt the
+app shows at answer time (`mmrag.core.prompts`), and the answer cites the chart as source [1], as the app's
+instruction asks.
 """
 
 from __future__ import annotations

@@ -12,12 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mmrag.indexer.geometry import Rect, View, box_width, overlaps_x, union
-
-if TYPE_CHECKING:
-    from mmrag.indexer.figures import Figure
 
 FIGURE_WORDS = (
     "Figure|Fig\\.?|Chart|Exhibit|Graph|Diagram|Plot|Illustration|Plate|Map"
@@ -259,16 +256,16 @@ def _next_line(
     return best
 
 
-def match_captions(figures: Sequence[Figure], captions: Sequence[Caption]) -> None:
-    """Give figures the free figure captions just below or above them. A page sets its captions on one side, so
-    both readings (captions below, captions above) are tried, nearest first, and the one that captions more
-    figures, then with less distance in all, wins."""
+def match_captions(figures: Sequence[Rect], captions: Sequence[Caption]) -> dict[int, Caption]:
+    """The free figure captions just below or above the figures at these boxes, by figure index. A page sets its
+    captions on one side, so both readings (captions below, captions above) are tried, nearest first, and the one
+    that captions more figures, then with less distance in all, wins."""
     pairs = []
     for f, figure in enumerate(figures):
         for c, caption in enumerate(captions):
             if caption.label is None or caption.label.table:
                 continue
-            found = _verticalgap(figure.rect, caption.rect)
+            found = _verticalgap(figure, caption.rect)
             if found is not None and (caption.label.strong or found[0] <= 24):
                 pairs.append((found[0], found[1], f, c))
     best: dict[int, int] = {}
@@ -284,8 +281,7 @@ def match_captions(figures: Sequence[Figure], captions: Sequence[Caption]) -> No
         score = (len(chosen), -total)
         if score > best_score:
             best, best_score = chosen, score
-    for f, c in best.items():
-        figures[f].caption = captions[c]
+    return {f: captions[c] for f, c in best.items()}
 
 
 def _nearest_caption(rect: Rect, captions: Sequence[Caption], taken: set[int], table: bool) -> int:
@@ -313,17 +309,18 @@ def _verticalgap(figure: Rect, caption: Rect) -> tuple[float, str] | None:
     return None
 
 
-def nearby_text(figure: Figure, lines: Sequence[TextLine], taken: set[int], limit: int = 300) -> str:
-    """For a figure without a caption: the free text lines just below it (else just above), up to `limit` chars."""
+def nearby_text(figure: Rect, lines: Sequence[TextLine], taken: set[int], limit: int = 300) -> str:
+    """For a figure (its box) without a caption: the free text lines just below it (else just above), up to `limit`
+    characters."""
     below = [
         i
         for i, line in enumerate(lines)
-        if i not in taken and 0 <= figure.rect[1] - line.rect[3] <= 36 and overlaps_x(figure.rect, line.rect)
+        if i not in taken and 0 <= figure[1] - line.rect[3] <= 36 and overlaps_x(figure, line.rect)
     ]
     above = [
         i
         for i, line in enumerate(lines)
-        if i not in taken and 0 <= line.rect[1] - figure.rect[3] <= 36 and overlaps_x(figure.rect, line.rect)
+        if i not in taken and 0 <= line.rect[1] - figure[3] <= 36 and overlaps_x(figure, line.rect)
     ]
     chosen = sorted(below or above, key=lambda i: (-lines[i].rect[3], lines[i].rect[0]))
     return " ".join(" ".join(lines[i].text.split()) for i in chosen)[:limit]

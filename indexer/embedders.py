@@ -1,11 +1,18 @@
-"""Embedders: CLIP (images, and text in the same space) and the text embedder. Load lazily, embed in batches.
+"""Encoders: the interfaces the indexer and search use, and the two models behind them by default.
 
-Vectors are L2-normalised float32 numpy arrays, so cosine distance in Weaviate equals the dot product here.
+`ImageEncoder` puts images, and text, in one space (CLIP: its image and text towers), so a question finds a chart;
+`TextEncoder` puts text in another (a sentence-transformers model), for text-to-text search. A new encoder is one
+subclass of either. Vectors are L2-normalised float32 numpy arrays, so cosine distance in Weaviate equals the dot
+product here.
+
+Abstract base classes rather than Protocols: an encoder states what it is, a class that misses a method fails when
+it is built (not an hour into indexing), and `ImageEncoder.prepare` has a default a new encoder need not write.
 """
 
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +23,53 @@ from mmrag.core.models import load_clip, load_text_embedder, resolve_device, res
 from mmrag.core.settings import Settings
 
 
-class ClipEmbedder:
+class ImageEncoder(ABC):
+    """Images and text -> vectors in one shared space (`name` and `dim` are recorded with the collection)."""
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The model, as the collection records it: a collection is searched only with the encoder that built it."""
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Size of the vectors."""
+
+    @abstractmethod
+    def encode_images(self, images: Sequence[Any]) -> np.ndarray:
+        """A batch of images -> (n, dim) normalised vectors. Each is a PIL image or what `prepare` made of one."""
+
+    @abstractmethod
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """A batch of texts -> (n, dim) normalised vectors in the images' space (questions, text chunks)."""
+
+    def prepare(self, images: Sequence[Image.Image]) -> list[Any]:
+        """Per-image work the indexer does ahead, off the encoder's thread (CLIP: resize and normalise).
+
+        The result, one per image, is what `encode_images` is later given instead of the image. Default: nothing."""
+        return list(images)
+
+
+class TextEncoder(ABC):
+    """Text -> vectors (`name` and `dim` are recorded with the collection)."""
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The model, as the collection records it."""
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Size of the vectors."""
+
+    @abstractmethod
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """A batch of texts -> (n, dim) normalised vectors."""
+
+
+class ClipEmbedder(ImageEncoder):
     """open_clip image and text towers; fp16 on CUDA, fp32 on CPU, always in inference mode."""
 
     def __init__(self, model: str, pretrained: str | None, device: str, batch_size: int = 32) -> None:
@@ -45,53 +98,41 @@ class ClipEmbedder:
         model = self._load()[0]
         return int(model.text_projection.shape[1] if hasattr(model, "text_projection") else model.embed_dim)
 
-    def preprocess(self, images: Sequence[Image.Image]) -> Any:
-        """Images -> the model's input tensor (resize, crop, normalise), on the CPU."""
-        import torch
-
+    def prepare(self, images: Sequence[Image.Image]) -> list[Any]:
+        """Images -> the model's input tensors (resize, crop, normalise), on the CPU."""
         transform = self._load()[1]
-        return torch.stack([transform(image) for image in images])
+        return [transform(image) for image in images]
 
-    def embed_pixels(self, pixels: Any) -> np.ndarray:
-        """A preprocessed batch -> normalised image embeddings."""
+    def encode_images(self, images: Sequence[Any]) -> np.ndarray:
         import torch
 
-        model = self._load()[0]
+        if not images:
+            return np.zeros((0, self.dim), np.float32)
+        model, transform, _ = self._load()
+        pixels = torch.stack([transform(i) if isinstance(i, Image.Image) else i for i in images])
         rows = []
         with torch.inference_mode():
             for start in range(0, len(pixels), self.batch_size):
                 batch = pixels[start : start + self.batch_size].to(self.device, dtype=_dtype(model))
                 rows.append(_normalise(model.encode_image(batch)))
-        return np.concatenate(rows) if rows else np.zeros((0, self.dim), np.float32)
+        return np.concatenate(rows)
 
-    def embed_images(self, images: Sequence[Image.Image | None], pixels: Sequence[Any | None] = ()) -> np.ndarray:
-        """Images -> normalised embeddings; `pixels[i]`, when given and not None, is image i already preprocessed."""
-        import torch
-
-        if not images:
-            return np.zeros((0, self.dim), np.float32)
-        ready = list(pixels) or [None] * len(images)
-        missing = [i for i, p in enumerate(ready) if p is None]
-        if missing:
-            todo = [image for i in missing if (image := images[i]) is not None]
-            for i, tensor in zip(missing, self.preprocess(todo), strict=True):
-                ready[i] = tensor
-        return self.embed_pixels(torch.stack([p for p in ready if p is not None]))
-
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Text in CLIP's space (truncated to its context length), for cross-modal search."""
         import torch
 
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
         model, _, tokenizer = self._load()
         rows = []
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 tokens = tokenizer(list(texts[start : start + self.batch_size])).to(self.device)
                 rows.append(_normalise(model.encode_text(tokens)))
-        return np.concatenate(rows) if rows else np.zeros((0, self.dim), np.float32)
+        return np.concatenate(rows)
 
 
-class TextEmbedder:
+class TextEmbedder(TextEncoder):
     """A sentence-transformers model (default: the all-MiniLM-L6-v2 shipped on PyPI)."""
 
     def __init__(self, model: str, device: str, batch_size: int = 64) -> None:
@@ -119,7 +160,7 @@ class TextEmbedder:
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         vectors = self._load().encode(
@@ -138,8 +179,8 @@ def _normalise(tensor: Any) -> np.ndarray:
     return (array / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def embedders_for(settings: Settings) -> tuple[ClipEmbedder, TextEmbedder]:
-    """The profile's CLIP and text embedders (not loaded until first used)."""
+def embedders_for(settings: Settings) -> tuple[ImageEncoder, TextEncoder]:
+    """The profile's image (CLIP) and text encoders (not loaded until first used)."""
     ids = resolve_models(settings)
     device = resolve_device(settings.device)
     return ClipEmbedder(ids.clip_model, ids.clip_pretrained, device), TextEmbedder(ids.text_model, device)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image, ImageOps
 
 from mmrag.core.filetypes import IMAGE_SUFFIXES, PDF_SUFFIXES, SIDECAR_SUFFIXES, SVG_SUFFIXES, TEXT_SUFFIXES
-from mmrag.indexer.items import FileResult, Item, display_path
+from mmrag.indexer.items import BadFileError, FileResult, Item, check_aspect, display_path
 
 if TYPE_CHECKING:
     from mmrag.core.settings import Settings
@@ -35,10 +35,6 @@ if TYPE_CHECKING:
 
 PDFIUM_LOCK = threading.Lock()
 """PDFium is not thread-safe: every use of pypdfium2 in this process holds this lock."""
-
-
-class BadFileError(Exception):
-    """The file cannot be indexed; the message is the reason shown to the user."""
 
 
 @dataclass(frozen=True)
@@ -224,15 +220,6 @@ def load_image(
     if long_side is not None and max(image.size) > long_side:
         image.thumbnail((long_side, long_side), reducing_gap=2.0)
     return image
-
-
-def check_aspect(width: int, height: int, max_aspect_ratio: float | None) -> None:
-    if max_aspect_ratio is None:
-        return
-    if min(width, height) < 1 or max(width, height) / min(width, height) > max_aspect_ratio:
-        raise BadFileError(
-            f"image of {width}x{height} pixels is more elongated than 1:{max_aspect_ratio:g} (MMRAG_MAX_ASPECT_RATIO)"
-        )
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -605,7 +592,8 @@ def _pdf_figures(
             "(MMRAG_MAX_PAGE_OBJECTS)"
         )
     deadline.check()
-    match_captions(found.figures, found.captions)
+    for f, matched in match_captions([figure.rect for figure in found.figures], found.captions).items():
+        found.figures[f].caption = matched
     taken = {i for c in found.captions for i in c.lines} | {i for f in found.figures for i in f.inside}
     free = [line for i, line in enumerate(found.lines) if i not in taken]
     body += [line.text for line in sorted(free, key=lambda line: line.order)]
@@ -630,7 +618,7 @@ def _pdf_figures(
         except Exception as e:  # a figure that cannot be drawn costs that figure
             warnings.append(f"page {number}: a figure left out: {failure_reason(e)}")
             continue
-        caption = figure.caption.text if figure.caption else nearby_text(figure, found.lines, taken)
+        caption = figure.caption.text if figure.caption else nearby_text(figure.rect, found.lines, taken)
         label = figure.caption.label.text if figure.caption and figure.caption.label else None
         words = figure.words(found.lines)
         items.append(

@@ -38,7 +38,8 @@ class Item:
     thumbnail: str | None = None
     """A small JPEG of the image (base64), for the UI: made at extraction, off the encoder's thread."""
     pixels: Any = None
-    """The image as CLIP's input tensor, when extraction ran in a thread that could prepare it."""
+    """The image as the image encoder's `prepare` made it (CLIP: its input tensor), when extraction ran in a
+    thread that could prepare it."""
     size: tuple[int, int] | None = None
     """(width, height) of the image, kept when the pixels are dropped after preprocessing."""
     label: str | None = None
@@ -81,3 +82,16 @@ def display_path(path: Path | str) -> str:
 def object_id(source_path: str, file_sha256: str, locator: str) -> str:
     """Deterministic: the same file content at the same path always gives the same ids."""
     return str(uuid.uuid5(_NAMESPACE, f"{source_path}\x00{file_sha256}\x00{locator}"))
+
+
+class BadFileError(Exception):
+    """The file cannot be indexed; the message is the reason shown to the user."""
+
+
+def check_aspect(width: int, height: int, max_aspect_ratio: float | None) -> None:
+    if max_aspect_ratio is None:
+        return
+    if min(width, height) < 1 or max(width, height) / min(width, height) > max_aspect_ratio:
+        raise BadFileError(
+            f"image of {width}x{height} pixels is more elongated than 1:{max_aspect_ratio:g} (MMRAG_MAX_ASPECT_RATIO)"
+        )

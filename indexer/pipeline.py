@@ -20,10 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-import weaviate.classes as wvc
-
 from mmrag.indexer.documents import inside, linked_images
-from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder
+from mmrag.indexer.embedders import ImageEncoder, TextEncoder
 from mmrag.indexer.extract import (
     IMAGE_SUFFIXES,
     PDF_SUFFIXES,
@@ -36,7 +34,7 @@ from mmrag.indexer.extract import (
     sidecars,
 )
 from mmrag.indexer.items import FileResult, Item, display_path, object_id
-from mmrag.indexer.store import CLIP_VECTOR, TEXT_VECTOR, Store, Writer
+from mmrag.indexer.store import CLIP_VECTOR, TEXT_VECTOR, Store, StoredObject, Writer
 
 
 class Describer(Protocol):
@@ -154,8 +152,10 @@ PART_PAGES = 16
 @dataclass
 class Indexer:
     store: Store
-    clip: ClipEmbedder
-    text: TextEmbedder
+    clip: ImageEncoder
+    """Images, pages and text chunks -> the `clip` vector (CLIP by default)."""
+    text: TextEncoder
+    """Text -> the `text` vector."""
     options: ExtractOptions = field(default_factory=ExtractOptions)
     workers: int = 1
     batch_items: int = 64
@@ -268,14 +268,14 @@ class Indexer:
                 yield done_job, future.result()
 
     def _extract_here(self, job: Job, options: ExtractOptions) -> FileResult:
-        """Extraction in this process, images also preprocessed for CLIP (off the encoder's thread when threaded);
-        then the full images are dropped unless charts are to be described (the thumbnail and pixels remain)."""
+        """Extraction in this process, images also prepared for the image encoder (off the encoder's thread when
+        threaded); then the full images are dropped unless charts are to be described (thumbnail and pixels remain)."""
         result = _extract_job(job, options)
         visual = [item for item in result.items if item.image is not None]
         if visual:
             try:
                 images = [image for item in visual if (image := item.image) is not None]
-                for item, pixels in zip(visual, self.clip.preprocess(images), strict=True):
+                for item, pixels in zip(visual, self.clip.prepare(images), strict=True):
                     item.pixels = pixels
                     if self.describe is None or item.kind != "image":
                         item.image = None
@@ -299,24 +299,24 @@ class Indexer:
             self._add_descriptions([items[i] for i in visual if items[i].kind == "image"])
         clip_vectors: dict[int, Any] = {}
         if visual:
-            vectors = self.clip.embed_images([items[i].image for i in visual], [items[i].pixels for i in visual])
+            vectors = self.clip.encode_images([_pixels_or_image(items[i]) for i in visual])
             clip_vectors.update(zip(visual, vectors, strict=True))
         chunks = [i for i, item in enumerate(items) if not item.visual]
         if chunks:
-            vectors = self.clip.embed_texts([items[i].text for i in chunks])
+            vectors = self.clip.encode_texts([items[i].text for i in chunks])
             clip_vectors.update(zip(chunks, vectors, strict=True))
         texted = [i for i, item in enumerate(items) if item.text.strip()]
-        text_vectors = dict(zip(texted, self.text.embed([items[i].text for i in texted]), strict=True))
+        text_vectors = dict(zip(texted, self.text.encode_texts([items[i].text for i in texted]), strict=True))
         now = datetime.now(timezone.utc)
         for i, (candidate, result, item, n_items) in enumerate(entries):
             vector = {CLIP_VECTOR: clip_vectors[i].tolist()}
             if i in text_vectors:
                 vector[TEXT_VECTOR] = text_vectors[i].tolist()
             write(
-                wvc.data.DataObject(
+                StoredObject(
                     properties=_properties(candidate, result, item, n_items, now, self.describe),
-                    uuid=object_id(candidate.key, result.sha256, item.locator),
-                    vector=vector,
+                    id=object_id(candidate.key, result.sha256, item.locator),
+                    vectors=vector,
                 )
             )
         for item in items:  # written: the pixels are not needed any more
@@ -340,6 +340,11 @@ class Indexer:
             and not Path(source).exists()
         ]
         return self.store.delete_sources(gone)
+
+
+def _pixels_or_image(item: Item) -> Any:
+    """What the image encoder takes for a visual item: its prepared pixels, else the image."""
+    return item.pixels if item.pixels is not None else item.image
 
 
 def _exit_with_parent(parent: int) -> None:

@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from mmrag.core.client import connect
 from mmrag.core.console import progress_bar
 from mmrag.core.settings import Settings
-from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder, embedders_for
+from mmrag.indexer.embedders import ImageEncoder, TextEncoder, embedders_for
 from mmrag.indexer.extract import ExtractOptions
-from mmrag.indexer.pipeline import Indexer, IndexReport, Progress
-from mmrag.indexer.store import Store
+from mmrag.indexer.pipeline import Describer, Indexer, IndexReport, Progress
+from mmrag.indexer.store import CollectionStats, Store
 
 
 def index_paths(
@@ -22,19 +21,15 @@ def index_paths(
     *,
     prune: bool = False,
     workers: int = 1,
-    describe: bool = False,
+    describer: Describer | None = None,
     progress: bool | Progress = False,
-    embedders: tuple[ClipEmbedder, TextEmbedder] | None = None,
+    embedders: tuple[ImageEncoder, TextEncoder] | None = None,
 ) -> IndexReport:
     """Index files and folders into the settings' collection; bad files are reported, not fatal.
 
-    `embedders` lets a long-lived caller (the UI) reuse its loaded models instead of loading them again."""
+    `embedders` lets a long-lived caller (the UI) reuse its loaded models instead of loading them again;
+    `describer` (the command layer builds it from the VLM) writes each chart's description into its caption."""
     clip, text = embedders or embedders_for(settings)
-    describer = None
-    if describe:
-        from mmrag.rag_app.describer import describer_for
-
-        describer = describer_for(settings)
     with connect(settings) as client:
         indexer = Indexer(
             Store(client, settings.collection),
@@ -63,7 +58,8 @@ def _progress_bar() -> Iterator[Callable[[int, int, int], None]]:
         yield update
 
 
-def collection_stats(settings: Settings) -> dict[str, Any]:
+def collection_stats(settings: Settings) -> CollectionStats:
+    """Objects in the settings' collection, in all and by kind, and the models that built it."""
     with connect(settings) as client:
         return Store(client, settings.collection).stats()
 
@@ -75,13 +71,6 @@ def delete_collection(settings: Settings) -> int:
 
 
 def delete_source(settings: Settings, source: Path) -> int:
-    from weaviate.classes.query import Filter
-
-    path = str(Path(source).expanduser().resolve())
+    """Delete the objects of a source file, or of every file indexed under a folder."""
     with connect(settings) as client:
-        store = Store(client, settings.collection)
-        store.require()
-        where = Filter.by_property("source_path").equal(path) | Filter.by_property("source_path").like(
-            path.rstrip("/") + "/*"
-        )
-        return store.delete_where(where)
+        return Store(client, settings.collection).delete_under(str(Path(source).expanduser().resolve()))

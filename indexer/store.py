@@ -1,4 +1,7 @@
-"""The Weaviate collection: its versioned schema, the models it was built with, writes, deletes and stats.
+"""The Weaviate collection: its versioned schema, the models it was built with, writes, queries, deletes and stats.
+
+The only module that talks to Weaviate about a collection: queries return `Hit`s, stats a `CollectionStats`, and a
+full object (written or read back) is a `StoredObject`, so no caller handles Weaviate's own types.
 
 One object per item. Named vectors: `clip` (image embedding for images and pages, CLIP text embedding for text
 chunks and tables) and `text` (the text embedder, on chunks, captions and tables); BM25 over `text`. A figure or table
@@ -9,6 +12,7 @@ models or schema versions are refused.
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections import Counter, defaultdict, deque
@@ -16,21 +20,24 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import weaviate
 import weaviate.classes as wvc
 from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
-from weaviate.classes.query import Filter
+from weaviate.classes.query import Filter, MetadataQuery
 from weaviate.exceptions import WeaviateBaseError
 
 from mmrag.core.errors import MmragError, WeaviateUnavailableError, first_line
+from mmrag.indexer.items import Box
 
 SCHEMA_VERSION = 2
 """2: figures and tables with `label`, `caption` and `bbox`."""
 CLIP_VECTOR = "clip"
 TEXT_VECTOR = "text"
+T = TypeVar("T")
 _DELETE_PAGE = 5000
+_HIT_PROPERTIES = ["kind", "source", "source_path", "page", "chunk", "text", "image_path", "label", "caption", "bbox"]
 _REBUILD = (
     "Index your files again into another collection (MMRAG_COLLECTION), or delete this one "
     "(mmrag delete --all) and index them again (mmrag index)"
@@ -86,6 +93,74 @@ class SourceState:
         return stored and (describer is None or self.describers <= {describer})
 
 
+@dataclass(frozen=True)
+class Hit:
+    """One object a query returned: what it is, where it comes from, and the query's raw score for it."""
+
+    id: str
+    kind: str
+    source: str
+    """The file's name relative to the folder it was indexed from."""
+    source_path: str
+    text: str = ""
+    """A chunk's text, a figure's caption (and description), a table as Markdown."""
+    page: int | None = None
+    chunk: int | None = None
+    image_path: str | None = None
+    """The image file, when the object is one."""
+    label: str | None = None
+    """A figure's or table's label as printed ('Figure 2')."""
+    caption: str | None = None
+    bbox: Box | None = None
+    """(x0, top, x1, bottom) in points on its PDF page as displayed."""
+    score: float | None = None
+    """A vector query's cosine similarity, a keyword query's BM25 score; None for a fetch."""
+
+
+@dataclass(frozen=True)
+class Where:
+    """Which objects a query may return: all of these conditions (none: every object)."""
+
+    kinds: tuple[str, ...] = ()
+    """Objects of one of these kinds; none: any kind."""
+    source_prefix: str | None = None
+    """Objects whose `source` starts with it, or, when it is an absolute path, whose `source_path` does."""
+    label: str | None = None
+    """Figures and tables with this label ('Figure 2')."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object as written and as read back whole: its id, every property, and its named vectors."""
+
+    properties: dict[str, Any]
+    id: str | None = None
+    """None: Weaviate picks one (the indexer always gives one, so a rerun replaces instead of duplicating)."""
+    vectors: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CollectionStats:
+    """What `mmrag stats` shows: objects in all and by kind, and the models (and schema) that built them."""
+
+    collection: str
+    objects: int
+    by_kind: dict[str, int]
+    info: CollectionInfo
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "collection": self.collection,
+            "objects": self.objects,
+            "by_kind": dict(self.by_kind),
+            "models": {
+                "clip": {"id": self.info.clip_model, "dim": self.info.clip_dim},
+                "text": {"id": self.info.text_model, "dim": self.info.text_dim},
+            },
+            "schema_version": self.info.schema_version,
+        }
+
+
 def _properties() -> list[Property]:
     def field_(name: str, data_type: DataType = DataType.TEXT) -> Property:
         return Property(name=name, data_type=data_type, tokenization=Tokenization.FIELD, index_searchable=False)
@@ -125,16 +200,16 @@ class Store:
         self.name = name
 
     @property
-    def collection(self) -> Any:
+    def _collection(self) -> Any:
         return self.client.collections.use(self.name)
 
     def exists(self) -> bool:
-        return bool(self.call(lambda: self.client.collections.exists(self.name)))
+        return bool(self._call(lambda: self.client.collections.exists(self.name)))
 
     def info(self) -> CollectionInfo | None:
         if not self.exists():
             return None
-        config = self.call(lambda: self.collection.config.get())
+        config = self._call(lambda: self._collection.config.get())
         return CollectionInfo.from_description(config.description)
 
     def require(self, current_schema: bool = False) -> CollectionInfo:
@@ -171,7 +246,7 @@ class Store:
 
     def _create(self, info: CollectionInfo) -> None:
         hnsw = Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)
-        self.call(
+        self._call(
             lambda: self.client.collections.create(
                 self.name,
                 description=info.to_description(),
@@ -184,13 +259,81 @@ class Store:
             )
         )
 
+    # Queries
+
+    def near_vector(self, vector: Sequence[float], target: str, limit: int, where: Where = Where()) -> list[Hit]:
+        """The `limit` objects nearest to `vector` by the named vector `target` (CLIP_VECTOR, TEXT_VECTOR), with
+        their cosine similarity as score."""
+        result = self._call(
+            lambda: self._collection.query.near_vector(
+                list(vector),
+                target_vector=target,
+                limit=limit,
+                filters=_filter(where),
+                return_properties=_HIT_PROPERTIES,
+                return_metadata=MetadataQuery(distance=True),
+            )
+        )
+        return [_hit(o, 1.0 - float(o.metadata.distance or 0.0)) for o in result.objects]
+
+    def bm25(self, query: str, limit: int, where: Where = Where()) -> list[Hit]:
+        """The `limit` objects whose text best matches the words of `query` (BM25), with their BM25 score."""
+        result = self._call(
+            lambda: self._collection.query.bm25(
+                query,
+                query_properties=["text"],
+                limit=limit,
+                filters=_filter(where),
+                return_properties=_HIT_PROPERTIES,
+                return_metadata=MetadataQuery(score=True),
+            )
+        )
+        return [_hit(o, float(o.metadata.score or 0.0)) for o in result.objects]
+
+    def find(self, where: Where, limit: int = 1000) -> list[Hit]:
+        """Objects that match `where`, in no particular order."""
+        result = self._call(
+            lambda: self._collection.query.fetch_objects(
+                filters=_filter(where), limit=limit, return_properties=_HIT_PROPERTIES
+            )
+        )
+        return [_hit(o) for o in result.objects]
+
+    def get(self, object_id: str) -> Hit:
+        """One object by id, or UnknownObjectError."""
+        obj = self._fetch(object_id, _HIT_PROPERTIES)
+        if obj is None:
+            raise UnknownObjectError(f"no object {object_id} in collection {self.name}")
+        return _hit(obj)
+
+    def thumbnail(self, object_id: str) -> bytes | None:
+        """The stored thumbnail (JPEG) of an image or page; None for other objects and unknown ids."""
+        obj = self._fetch(object_id, ["thumbnail"])
+        encoded = obj.properties.get("thumbnail") if obj is not None else None
+        return base64.b64decode(encoded) if encoded else None
+
+    def _fetch(self, object_id: str, properties: list[str]) -> Any:
+        try:
+            uuid.UUID(object_id)
+        except ValueError as e:
+            raise UnknownObjectError(f"{object_id!r} is not an object id (ids look like {uuid.UUID(int=0)})") from e
+        return self._call(lambda: self._collection.query.fetch_object_by_id(object_id, return_properties=properties))
+
+    def objects(self, include_vectors: bool = False) -> Iterator[StoredObject]:
+        """Every object: its properties but the thumbnail (`thumbnail` reads it) and, when asked, its vectors."""
+        try:
+            for obj in self._collection.iterator(include_vector=include_vectors):
+                yield StoredObject(dict(obj.properties), str(obj.uuid), dict(obj.vector) if include_vectors else {})
+        except WeaviateBaseError as e:
+            raise _unavailable(e) from e
+
     def inventory(self) -> dict[str, SourceState]:
         """Per absolute source path: how many objects of each file version are stored, and how many expected."""
         states: dict[str, SourceState] = defaultdict(SourceState)
         props = ["source_path", "file_sha256", "n_items", "kind", "describer"]
 
         def scan() -> None:
-            for obj in self.collection.iterator(return_properties=props):
+            for obj in self._collection.iterator(return_properties=props):
                 p = obj.properties
                 state = states[str(p["source_path"])]
                 sha = str(p["file_sha256"])
@@ -200,8 +343,21 @@ class Store:
                 if p["kind"] == "image":
                     state.describers.add(p.get("describer"))
 
-        self.call(scan)
+        self._call(scan)
         return dict(states)
+
+    def stats(self) -> CollectionStats:
+        info = self.require()
+
+        def count() -> tuple[int, dict[str, int]]:
+            total = self._collection.aggregate.over_all(total_count=True).total_count or 0
+            grouped = self._collection.aggregate.over_all(group_by="kind", total_count=True)
+            return total, {str(g.grouped_by.value): int(g.total_count or 0) for g in grouped.groups}
+
+        total, by_kind = self._call(count)
+        return CollectionStats(self.name, int(total), by_kind, info)
+
+    # Writes and deletes
 
     @contextmanager
     def writer(self, batch_size: int = 128) -> Iterator[Writer]:
@@ -215,80 +371,97 @@ class Store:
         finally:
             writer.abandon()
 
-    def delete_where(self, where: Any) -> int:
+    def _insert_many(self, objects: list[StoredObject]) -> Any:
+        """One `insert_many` request (Weaviate's errors are left to the writer, which reports them per batch)."""
+        return self._collection.data.insert_many(
+            [wvc.data.DataObject(properties=o.properties, uuid=o.id, vector=o.vectors or None) for o in objects]
+        )
+
+    def _delete_where(self, where: Any) -> int:
         deleted = 0
         while True:
-            result = self.call(lambda: self.collection.data.delete_many(where=where))
+            result = self._call(lambda: self._collection.data.delete_many(where=where))
             deleted += int(result.successful)
             if result.matches < _DELETE_PAGE or result.successful == 0:
                 return deleted
 
     def delete_old_versions(self, source_path: str, sha256: str) -> int:
-        where = Filter.by_property("source_path").equal(source_path) & Filter.by_property("file_sha256").not_equal(
-            sha256
-        )
-        return self.delete_where(where)
+        path = Filter.by_property("source_path").equal(source_path)
+        return self._delete_where(path & Filter.by_property("file_sha256").not_equal(sha256))
 
     def delete_version(self, source_path: str, sha256: str) -> int:
         """Delete the objects of one version of a source (parts of a file that then failed)."""
-        where = Filter.by_property("source_path").equal(source_path) & Filter.by_property("file_sha256").equal(sha256)
-        return self.delete_where(where)
-
-    def drop(self) -> int:
-        """Delete the whole collection, schema included; how many objects it held."""
-        self.require()
-        count = self.call(lambda: self.collection.aggregate.over_all(total_count=True).total_count or 0)
-        self.call(lambda: self.client.collections.delete(self.name))
-        return int(count)
-
-    def fetch(self, object_id: str, properties: Sequence[str]) -> dict[str, Any]:
-        """Some properties of one object, or UnknownObjectError."""
-        try:
-            uuid.UUID(object_id)
-        except ValueError as e:
-            raise UnknownObjectError(f"{object_id!r} is not an object id (ids look like {uuid.UUID(int=0)})") from e
-        obj = self.call(lambda: self.collection.query.fetch_object_by_id(object_id, return_properties=list(properties)))
-        if obj is None:
-            raise UnknownObjectError(f"no object {object_id} in collection {self.name}")
-        return dict(obj.properties)
+        path = Filter.by_property("source_path").equal(source_path)
+        return self._delete_where(path & Filter.by_property("file_sha256").equal(sha256))
 
     def delete_sources(self, source_paths: Iterable[str]) -> int:
         paths = list(source_paths)
         deleted = 0
         for start in range(0, len(paths), 100):
-            deleted += self.delete_where(Filter.by_property("source_path").contains_any(paths[start : start + 100]))
+            deleted += self._delete_where(Filter.by_property("source_path").contains_any(paths[start : start + 100]))
         return deleted
 
-    def stats(self) -> dict[str, Any]:
-        info = self.require()
+    def delete_under(self, path: str) -> int:
+        """Delete the objects of the source file at this absolute path, or of every file under this folder."""
+        self.require()
+        exact = Filter.by_property("source_path").equal(path)
+        return self._delete_where(exact | Filter.by_property("source_path").like(path.rstrip("/") + "/*"))
 
-        def count() -> tuple[int, dict[str, int]]:
-            total = self.collection.aggregate.over_all(total_count=True).total_count or 0
-            grouped = self.collection.aggregate.over_all(group_by="kind", total_count=True)
-            return total, {str(g.grouped_by.value): int(g.total_count or 0) for g in grouped.groups}
+    def drop(self) -> int:
+        """Delete the whole collection, schema included; how many objects it held."""
+        self.require()
+        count = self._call(lambda: self._collection.aggregate.over_all(total_count=True).total_count or 0)
+        self._call(lambda: self.client.collections.delete(self.name))
+        return int(count)
 
-        total, by_kind = self.call(count)
-        models = {
-            "clip": {"id": info.clip_model, "dim": info.clip_dim},
-            "text": {"id": info.text_model, "dim": info.text_dim},
-        }
-        return {
-            "collection": self.name,
-            "objects": total,
-            "by_kind": by_kind,
-            "models": models,
-            "schema_version": info.schema_version,
-        }
-
-    def objects(self, include_vector: bool = False) -> Iterator[Any]:
-        return iter(self.collection.iterator(include_vector=include_vector))
-
-    def call(self, fn: Any) -> Any:
+    def _call(self, fn: Callable[[], T]) -> T:
         """Run a Weaviate request; connection problems become one clear WeaviateUnavailableError."""
         try:
             return fn()
         except WeaviateBaseError as e:
-            raise WeaviateUnavailableError(f"Weaviate request failed ({first_line(e)}); is the server running?") from e
+            raise _unavailable(e) from e
+
+
+def _unavailable(error: WeaviateBaseError) -> WeaviateUnavailableError:
+    return WeaviateUnavailableError(f"Weaviate request failed ({first_line(error)}); is the server running?")
+
+
+def _filter(where: Where) -> Any:
+    """Weaviate's filter for `where` (None: no condition)."""
+    clauses = []
+    if where.kinds:
+        clauses.append(Filter.by_property("kind").contains_any(list(where.kinds)))
+    if where.source_prefix:
+        prop = "source_path" if where.source_prefix.startswith("/") else "source"
+        clauses.append(Filter.by_property(prop).like(where.source_prefix.rstrip("*") + "*"))
+    if where.label is not None:
+        clauses.append(Filter.by_property("label").equal(where.label))
+    if not clauses:
+        return None
+    return Filter.all_of(clauses) if len(clauses) > 1 else clauses[0]
+
+
+def _hit(obj: Any, score: float | None = None) -> Hit:
+    p = obj.properties
+    bbox = p.get("bbox")
+    return Hit(
+        id=str(obj.uuid),
+        kind=str(p.get("kind") or ""),
+        source=str(p.get("source") or ""),
+        source_path=str(p.get("source_path") or ""),
+        text=str(p.get("text") or ""),
+        page=_int_or_none(p.get("page")),
+        chunk=_int_or_none(p.get("chunk")),
+        image_path=p.get("image_path") or None,
+        label=p.get("label") or None,
+        caption=p.get("caption") or None,
+        bbox=(float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])) if bbox and len(bbox) == 4 else None,
+        score=score,
+    )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if value is not None else None
 
 
 class Writer:
@@ -297,11 +470,11 @@ class Writer:
     def __init__(self, store: Store, batch_size: int) -> None:
         self._store = store
         self._batch_size = batch_size
-        self._buffer: list[wvc.data.DataObject[Any, Any]] = []
+        self._buffer: list[StoredObject] = []
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmrag-write")
         self._in_flight: deque[Future[Any]] = deque()
 
-    def __call__(self, obj: wvc.data.DataObject[Any, Any]) -> None:
+    def __call__(self, obj: StoredObject) -> None:
         self._buffer.append(obj)
         if len(self._buffer) >= self._batch_size:
             self.send()
@@ -312,7 +485,7 @@ class Writer:
         objects, self._buffer = self._buffer, []
         while len(self._in_flight) >= 2:  # back-pressure: a slow server slows the producer, memory stays bounded
             self._check(self._in_flight.popleft())
-        self._in_flight.append(self._pool.submit(self._store.collection.data.insert_many, objects))
+        self._in_flight.append(self._pool.submit(self._store._insert_many, objects))
 
     def close(self) -> None:
         """Send the rest and wait for every request; then the first failure is raised."""

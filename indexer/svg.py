@@ -25,7 +25,7 @@ from xml.etree.ElementTree import Element, ParseError, tostring
 
 from PIL import Image
 
-from mmrag.indexer.extract import BadFileError, check_aspect
+from mmrag.indexer.items import BadFileError, check_aspect
 
 MAX_SVG_BYTES = 16 * 2**20
 """SVG files larger than this are refused (plots of many points reach a few MB)."""

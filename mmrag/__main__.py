@@ -1,3 +1,6 @@
+"""`python -m mmrag`: the `mmrag` command."""
+
 from mmrag.commands.app import main
 
-main()
+if __name__ == "__main__":
+    main()

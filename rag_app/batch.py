@@ -13,31 +13,21 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from weaviate.exceptions import (
-    WeaviateClosedClientError,
-    WeaviateConnectionError,
-    WeaviateGRPCUnavailableError,
-    WeaviateTimeoutError,
-)
-
+from mmrag.core.client import CONNECTION_ERRORS, quick_grpc_retries
 from mmrag.core.console import progress_bar
 from mmrag.core.errors import ConfigError, MmragError, ModelUnavailableError, WeaviateUnavailableError
 from mmrag.core.jsonl import json_lines
 from mmrag.core.settings import Settings
 from mmrag.rag_app.chain import Answer, Prepared, RagChain
 
-INFRASTRUCTURE_ERRORS = (
+INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
     WeaviateUnavailableError,
     ModelUnavailableError,
-    WeaviateConnectionError,
-    WeaviateTimeoutError,
-    WeaviateGRPCUnavailableError,
-    WeaviateClosedClientError,
+    *CONNECTION_ERRORS,
 )
 """Failures that say nothing about the row: the group is retried once, then the run stops."""
 
@@ -270,10 +260,12 @@ def run_batch(
     summary = BatchSummary(total=len(rows))
     todo = plan(rows, done_keys(out), summary)
     started = time.perf_counter()
-    generator = None if retrieval_only else make_generator(settings, adapter)
+    if adapter is not None:
+        settings = settings.model_copy(update={"adapter": adapter})
+    generator = None if retrieval_only else make_generator(settings)
     out.parent.mkdir(parents=True, exist_ok=True)
     with (
-        _quick_grpc_retries(),
+        quick_grpc_retries(),  # then the group is retried once
         open_chain(settings, retrieval_only=retrieval_only, generator=generator) as chain,
         out.open("a", encoding="utf-8") as sink,
         progress_bar("answering", len(todo), show=progress) as bar,
@@ -321,7 +313,7 @@ def _answer_group(chain: RagChain, group: list[Row]) -> list[dict[str, Any]]:
             errors[i] = row.error
             continue
         try:
-            prepared[i] = chain.prepare(row.question, source_prefix=row.source)
+            prepared[i] = chain.prepare(row.question, chain.options.replace(source_prefix=row.source))
         except INFRASTRUCTURE_ERRORS:
             raise
         except MmragError as e:
@@ -365,27 +357,3 @@ def _generate(chain: RagChain, prepared: dict[int, Prepared], errors: dict[int, 
             continue
         answers[i] = chain.answer_from_text(p, texts[i], seconds) if i in texts else chain.finish(p)
     return answers
-
-
-@contextmanager
-def _quick_grpc_retries() -> Iterator[None]:
-    """weaviate-client retries every gRPC query that a stopped server refuses (UNAVAILABLE) with a backoff of
-    1 + 2 + 4 + 8 + 16 + 32 s and has no setting for it (weaviate/retry.py), so a batch on a dead server would wait
-    a minute per row. While a batch runs, a query is tried twice (3 s in all); the group is then retried once."""
-    from weaviate import retry
-    from weaviate.connect import v4
-
-    original = getattr(v4, "_Retry", None)
-    if original is None:  # another client version: its own retries apply (slower to stop, nothing lost)
-        yield
-        return
-
-    class QuickRetry(retry._Retry):
-        def __init__(self, n: float = 4) -> None:
-            super().__init__(0)  # whatever the caller asked for
-
-    v4._Retry = QuickRetry  # type: ignore[misc]
-    try:
-        yield
-    finally:
-        v4._Retry = original  # type: ignore[misc]

@@ -7,6 +7,7 @@ something: the tiny profile's random CLIP cannot judge relevance, so its thresho
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,8 +18,9 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 from mmrag.core import prompts
 from mmrag.core.errors import ConfigError
-from mmrag.rag_app.generator import Answerer, GenerationRequest
+from mmrag.rag_app.generator import GenerationRequest, Generator
 from mmrag.rag_app.retriever import MultimodalRetriever
+from mmrag.rag_app.search import SearchOptions
 from mmrag.rag_app.sources import Source, SourceImages
 
 MAX_QUESTION_CHARS = 2000
@@ -55,27 +57,38 @@ class RagChain:
         self,
         retriever: MultimodalRetriever,
         images: SourceImages,
-        generator: Answerer | None,
+        generator: Generator | None,
         min_text_score: float,
         min_image_score: float | None,
+        *,
+        adapter: str | None = None,
     ) -> None:
+        """`adapter` (a dir or s3:// URI; None: the base model) is the one every answer of this chain uses."""
         self.retriever = retriever
         self.images = images
         self.generator = generator
         self.min_text_score = min_text_score
         self.min_image_score = min_image_score
+        self.adapter = adapter
 
     def as_runnable(self) -> Runnable[str, Answer]:
         """The chain as LangChain runnables: question -> (retrieve + prompt) -> generate."""
         return RunnableLambda(self.prepare) | RunnableLambda(self.finish)
 
-    def ask(self, question: str, **retrieval: Any) -> Answer:
-        return self.finish(self.prepare(question, **retrieval))
+    @property
+    def options(self) -> SearchOptions:
+        """The retrieval options a question gets unless it is given its own."""
+        return self.retriever.options
 
-    def prepare(self, question: str, **retrieval: Any) -> Prepared:
+    def ask(self, question: str, options: SearchOptions | None = None) -> Answer:
+        return self.finish(self.prepare(question, options))
+
+    def prepare(self, question: str, options: SearchOptions | None = None) -> Prepared:
+        """Retrieve for the question (with `options`, else the chain's own) and build the generation request."""
         question = check_question(question)
+        options = options if options is not None else self.options
         started = time.perf_counter()
-        documents = self.retriever.invoke(question, **retrieval)
+        documents = self.retriever.invoke(question, **dataclasses.asdict(options))
         retrieved = time.perf_counter()
         relevant = [d for d in documents if self.relevant(d)]
         if not relevant:
@@ -134,7 +147,8 @@ class RagChain:
         ordered = [d for d, _ in with_pixels] + [d for d in documents if id(d) not in shown]
         sources = [Source.from_document(n, d) for n, d in enumerate(ordered, start=1)]
         items = [s.context_item(as_image=i < len(with_pixels)) for i, s in enumerate(sources)]
-        return sources, GenerationRequest(question, tuple(img for _, img in with_pixels), tuple(items))
+        images = tuple(img for _, img in with_pixels)
+        return sources, GenerationRequest(question, images, tuple(items), adapter=self.adapter)
 
     def _answer(self, prepared: Prepared, text: str, timings: dict[str, float]) -> Answer:
         text = text.strip()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from mmrag.core.prompts import ContextItem
+from mmrag.core.prompts import chart_sources
 from mmrag.core.settings import Settings
 from mmrag.rag_app.generator import GenerationRequest, Generator
 
@@ -21,21 +21,24 @@ DESCRIBE_INSTRUCTION = (
 @dataclass
 class ChartDescriber:
     generator: Generator
+    adapter: str | None = None
+    """The adapter the generator describes with (None: the base model alone)."""
     batch_size: int = 4
 
     @property
     def name(self) -> str:
         """Recorded on each described object, so a change of model or adapter re-describes."""
-        adapter = self.generator.adapter
-        return f"{self.generator.model_id}+{adapter}" if adapter else self.generator.model_id
+        model = self.generator.model_id
+        return f"{model}+{self.adapter}" if self.adapter else model
 
     def __call__(self, images: Sequence[Image.Image]) -> list[str]:
         requests = [
             GenerationRequest(
                 question="describe",
                 images=(image,),
-                sources=(ContextItem(n=1, kind="image", label="chart"),),
+                sources=chart_sources(),
                 instruction=DESCRIBE_INSTRUCTION,
+                adapter=self.adapter,
             )
             for image in images
         ]
@@ -46,6 +49,10 @@ class ChartDescriber:
 
 
 def describer_for(settings: Settings) -> ChartDescriber:
+    """The profile's VLM describing with MMRAG_ADAPTER (checked now: AdapterError before any file is read)."""
     from mmrag.rag_app.service import make_generator
 
-    return ChartDescriber(make_generator(settings))
+    generator = make_generator(settings)
+    if settings.adapter is not None:
+        generator.resolve_adapter(settings.adapter)
+    return ChartDescriber(generator, settings.adapter)

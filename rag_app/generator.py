@@ -1,30 +1,36 @@
 """The answer generator: a LLaVA-family model (plus an optional LoRA adapter) answering from numbered sources.
 
-Building a `Generator` is cheap; the model loads on first use, once, through `mmrag.models.load_vlm` (bf16 on
-CUDA, fp32 on CPU, 4-bit on request). Decoding is greedy. The prompt is `rag_app.prompts`' shared style: the
-images first, then the numbered sources, the question and the instruction. Adapters swap in place on the loaded
-base (peft), so switching never reloads it.
+Building a `Generator` is cheap; the model loads on first use, once, through `mmrag.core.models.load_vlm` (bf16 on
+CUDA, fp32 on CPU, 4-bit on request). Decoding is greedy. The prompt is `mmrag.core.prompts`' shared style: the
+images first, then the numbered sources, the question and the instruction. Every caller goes through it: `mmrag ask`
+and `mmrag batch` (through the chain), the UI, chart descriptions at index time, `mmrag finetune eval` and the
+SageMaker handler (a single chart as source [1], `GenerationRequest.chart`: exactly a finetuning sample's prompt).
+
+Each request names its adapter (`GenerationRequest.adapter`; None is the base model alone). Adapters are loaded once
+and swapped in place on the loaded base (peft), so switching never reloads it, and requests for different adapters
+can share one generator (UI sessions, the base and the adapter side by side in `finetune eval`).
 """
 
 from __future__ import annotations
 
-import enum
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any
 
 from mmrag.core import prompts
-from mmrag.core.adapters import ADAPTER_WEIGHTS, S3_SCHEME, AdapterError, resolve_adapter
+from mmrag.core.adapters import ADAPTER_WEIGHTS, AdapterError, resolve_adapter
 from mmrag.core.errors import ConfigError, first_line
-from mmrag.core.models import load_vlm, resolve_device
+from mmrag.core.models import load_vlm, resolve_device, resolve_models
 
 if TYPE_CHECKING:
     import torch
     from peft import PeftModel
     from PIL import Image
+
+    from mmrag.core.settings import Settings
 
 MULTI_IMAGE_LIMIT = 4
 """Images given to models that take several per prompt; the retriever orders them by relevance."""
@@ -42,6 +48,16 @@ class GenerationRequest:
     sources: Sequence[prompts.ContextItem] = ()
     instruction: str | None = None
     """A whole user turn to send instead of the grounded-answer prompt (chart descriptions at index time)."""
+    adapter: str | None = None
+    """The LoRA adapter to answer with (a dir or ``s3://bucket/prefix``); None: the base model alone."""
+
+    @classmethod
+    def chart(
+        cls, question: str, image: Image.Image, chart_label: str = "chart", *, adapter: str | None = None
+    ) -> GenerationRequest:
+        """One chart, as source [1], and a question about it: the prompt of a finetuning sample
+        (`prompts.chart_training_prompt`), as `finetune eval` and the SageMaker handler ask it."""
+        return cls(question, (image,), prompts.chart_sources(chart_label), adapter=adapter)
 
     def __post_init__(self) -> None:
         visual = sum(item.kind != "text" for item in self.sources)
@@ -66,28 +82,6 @@ class GenerationRequest:
         return self.instruction if self.instruction is not None else prompts.user_text(self.question, self.sources)
 
 
-class _Wanted(enum.Enum):
-    ADAPTER = "the generator's own adapter (set_adapter)"
-
-
-WANTED = _Wanted.ADAPTER
-Choice = str | None | Literal[_Wanted.ADAPTER]
-"""The adapter one generation uses: a source, None for the base alone, or WANTED (the generator's own)."""
-
-
-class Answerer(Protocol):
-    """What the chain needs of a generator: a `Generator`, or one pinned to an adapter (`Generator.using`)."""
-
-    @property
-    def max_images(self) -> int: ...
-
-    def generate(self, request: GenerationRequest) -> str: ...
-
-    def stream(self, request: GenerationRequest) -> Iterator[str]: ...
-
-    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[str]: ...
-
-
 @dataclass(frozen=True)
 class _Loaded:
     model: Any
@@ -107,9 +101,8 @@ class Generator:
         cache_dir: Path,
         max_new_tokens: int = 128,
         four_bit: bool = False,
-        adapter: str | None = None,
     ) -> None:
-        """Cheap: nothing loads until the first use. `adapter` is a dir or ``s3://bucket/prefix`` (or None)."""
+        """Cheap: nothing loads until the first use; `cache_dir` receives adapters fetched from S3."""
         if max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         self.model_id = model_id
@@ -122,31 +115,37 @@ class Generator:
         self._peft: PeftModel | None = None
         self._adapter_dirs: dict[str, Path] = {}
         self._adapter_names: dict[str, str] = {}
-        self._adapter = adapter  # wanted; `_active` is the one on the loaded model
-        self._active: str | None = None
-        if adapter is not None and not adapter.startswith(S3_SCHEME):
-            self._resolve(adapter)  # a manifest read: a wrong local adapter fails here, at startup
+        self._active: str | None = None  # the adapter on the loaded model
 
-    @property
-    def adapter(self) -> str | None:
-        """The active adapter's source (dir or S3 URI), or None for the base model alone."""
-        return self._adapter
+    @classmethod
+    def from_settings(cls, settings: Settings, *, model_id: str | None = None, device: str | None = None) -> Generator:
+        """The generator every entry point answers with (`mmrag ask`, `mmrag batch`, the UI, `mmrag finetune eval`,
+        the SageMaker handler): the profile's VLM (or `model_id`) with the settings' device (or `device`), answer
+        length and 4-bit choice. Cheap: nothing loads yet."""
+        return cls(
+            model_id or resolve_models(settings).vlm_model,
+            device or settings.device,
+            cache_dir=settings.cache_dir,
+            max_new_tokens=settings.max_new_tokens,
+            four_bit=settings.four_bit,
+        )
 
     @property
     def max_images(self) -> int:
         """How many images one prompt gets (loads the model): 1 for single-image models such as LLaVA-1.5."""
         return _MAX_IMAGES.get(self._load().model.config.model_type, 1)
 
-    def generate(self, request: GenerationRequest, *, adapter: Choice = WANTED) -> str:
+    def generate(self, request: GenerationRequest) -> str:
         """The answer to one request (greedy, special tokens removed, stripped)."""
-        return self._generate_together([self._fit(request)], adapter)[0]
+        return self._generate_together([self._fit(request)])[0]
 
-    def stream(self, request: GenerationRequest, *, adapter: Choice = WANTED) -> Iterator[str]:
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
         """The same answer as `generate`, piece by piece as it is decoded; closing the iterator stops decoding."""
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         loaded = self._load()
-        inputs = self._inputs([self._fit(request)])
+        request = self._fit(request)
+        inputs = self._inputs([request])
         streamer = TextIteratorStreamer(loaded.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
         stop = threading.Event()
         failures: list[BaseException] = []
@@ -154,7 +153,7 @@ class Generator:
         def run() -> None:
             try:
                 with self._lock:
-                    self._select(adapter)
+                    self._select(request.adapter)
                     loaded.model.generate(
                         **inputs,
                         **self._decoding(),
@@ -175,45 +174,37 @@ class Generator:
         if failures:
             raise failures[0]
 
-    def generate_batch(self, requests: Sequence[GenerationRequest], *, adapter: Choice = WANTED) -> list[str]:
-        """Answers in order; requests with the same number of images share one left-padded forward batch."""
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[str]:
+        """Answers in order; requests with the same adapter and number of images share one left-padded batch."""
         fitted = [self._fit(r) for r in requests]
         if self._load().processor.tokenizer.pad_token is None:
-            return [self._generate_together([r], adapter)[0] for r in fitted]
-        groups: dict[int, list[int]] = defaultdict(list)
+            return [self._generate_together([r])[0] for r in fitted]
+        groups: dict[tuple[str | None, int], list[int]] = defaultdict(list)
         for i, request in enumerate(fitted):
-            groups[len(request.images)].append(i)
+            groups[request.adapter, len(request.images)].append(i)
         answers = [""] * len(fitted)
         for indices in groups.values():
-            for i, answer in zip(indices, self._generate_together([fitted[i] for i in indices], adapter), strict=True):
+            for i, answer in zip(indices, self._generate_together([fitted[i] for i in indices]), strict=True):
                 answers[i] = answer
         return answers
 
-    def set_adapter(self, source: str | None) -> None:
-        """Answer with the LoRA adapter at `source` (a dir or ``s3://bucket/prefix``) on the same base, or None.
-
-        The adapter's manifest must name this base model and the current prompt style (else AdapterError, and
-        the adapter in use stays). Each source is fetched and loaded once; switching back and forth is instant.
+    def resolve_adapter(self, source: str) -> Path:
+        """The checked local dir of the adapter at `source` (a dir, or ``s3://bucket/prefix`` fetched once into the
+        cache): its manifest must name this base model and the current prompt style and its weights must be
+        safetensors, else AdapterError. Nothing loads; callers check an adapter this way before the first question.
         """
         with self._lock:
-            if source is not None:
-                self._resolve(source)
-            if self._loaded is not None:
-                self._select(source)
-            self._adapter = source
+            return self._resolve(source)
 
-    def using(self, adapter: str | None) -> PinnedGenerator:
-        """This generator (the same loaded base) answering always with `adapter`, whatever `set_adapter` or other
-        pinned views choose meanwhile: one per UI session, so concurrent sessions never answer with each other's
-        adapter. The adapter is checked now (AdapterError), loaded on first use and switched in per generation."""
-        if adapter is not None:
-            with self._lock:
-                self._resolve(adapter)
-        return PinnedGenerator(self, adapter)
+    def preload(self, adapter: str | None = None) -> None:
+        """Load the model (and `adapter`) now rather than on first use: a server's start (AdapterError, ...)."""
+        with self._lock:
+            self._load()
+            if adapter is not None:
+                self._select(adapter)
 
-    def _select(self, adapter: Choice) -> None:
-        """With the lock held, just before generating: make `adapter` (WANTED: the generator's own) the active one."""
-        source = self._adapter if adapter is WANTED else adapter
+    def _select(self, source: str | None) -> None:
+        """With the lock held, just before generating: make `source`'s adapter (None: no adapter) the active one."""
         if source != self._active:
             if source is not None:
                 self._resolve(source)
@@ -298,13 +289,15 @@ class Generator:
         batch = loaded.processor(text=texts, images=images if any(images) else None, padding=True, return_tensors="pt")
         return batch.to(loaded.device, dtype=loaded.dtype)
 
-    def _generate_together(self, requests: Sequence[GenerationRequest], adapter: Choice = WANTED) -> list[str]:
+    def _generate_together(self, requests: Sequence[GenerationRequest]) -> list[str]:
+        """Answers to requests that share their adapter and number of images, in one forward batch."""
         import torch
 
         loaded = self._load()
         inputs = self._inputs(requests)
         with self._lock:
-            self._select(adapter)  # outside inference mode: adapter weights loaded here must stay ordinary tensors
+            # outside inference mode: adapter weights loaded here must stay ordinary tensors
+            self._select(requests[0].adapter)
             with torch.inference_mode():
                 output = loaded.model.generate(**inputs, **self._decoding())
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
@@ -315,27 +308,6 @@ class Generator:
         tokenizer = self._load().processor.tokenizer
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         return {"max_new_tokens": self.max_new_tokens, "do_sample": False, "num_beams": 1, "pad_token_id": pad}
-
-
-@dataclass(frozen=True)
-class PinnedGenerator:
-    """A `Generator` answering with one adapter (or the base alone, None); see `Generator.using`."""
-
-    generator: Generator
-    adapter: str | None
-
-    @property
-    def max_images(self) -> int:
-        return self.generator.max_images
-
-    def generate(self, request: GenerationRequest) -> str:
-        return self.generator.generate(request, adapter=self.adapter)
-
-    def stream(self, request: GenerationRequest) -> Iterator[str]:
-        return self.generator.stream(request, adapter=self.adapter)
-
-    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[str]:
-        return self.generator.generate_batch(requests, adapter=self.adapter)
 
 
 class _Stop:

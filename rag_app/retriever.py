@@ -9,56 +9,61 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
-from mmrag.rag_app.search import Hit, Mode, Searcher, SearchFilters
+from mmrag.rag_app.search import MAX_K, Mode, Ranked, Searcher, SearchOptions
+
+_LANGCHAIN_KWARGS = ("verbose",)
+"""Keywords of `BaseRetriever.invoke` itself, which it also passes on."""
 
 
 class MultimodalRetriever(BaseRetriever):
-    """Retrieves the k most relevant charts, pages and passages for a question.
+    """Retrieves the k most relevant charts, pages and passages for a question: `Searcher.search` as a LangChain
+    retriever.
 
     Each Document's page_content is the chunk text, the image caption or the table; metadata holds id, kind, source,
     source_path, page, chunk, score (fused), the raw similarities (text_similarity, clip_similarity, bm25; None for
     a signal that did not find it), `image_path` (the image on disk, when it is a file), and for a figure or table
-    its `label` ("Figure 2"), `caption` and `bbox` on its PDF page. `k`, `mode`, `kinds` and `source_prefix` can be
-    overridden per call: ``retriever.invoke("question", k=8, kinds=["image"])``.
+    its `label` ("Figure 2"), `caption` and `bbox` on its PDF page. Any field of `SearchOptions` (`k`, `mode`,
+    `kinds`, `source_prefix`) can be overridden per call: ``retriever.invoke("question", k=8, kinds=["image"])``;
+    any other keyword is an UnknownOptionError (a TypeError), never silently ignored.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     searcher: Searcher
-    k: int = Field(4, ge=1, le=100)
+    k: int = Field(4, ge=1, le=MAX_K)
     mode: Mode = "hybrid"
     kinds: tuple[str, ...] = ()
     source_prefix: str | None = None
 
+    @property
+    def options(self) -> SearchOptions:
+        """The options of a call that overrides none."""
+        return SearchOptions(k=self.k, mode=self.mode, kinds=self.kinds, source_prefix=self.source_prefix)
+
     def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **overrides: Any
     ) -> list[Document]:
-        filters = SearchFilters(
-            kinds=tuple(kwargs.get("kinds", self.kinds) or ()),
-            source_prefix=kwargs.get("source_prefix", self.source_prefix),
-        )
-        hits = self.searcher.search(
-            query, k=int(kwargs.get("k", self.k)), mode=kwargs.get("mode", self.mode), filters=filters
-        )
-        return [to_document(hit) for hit in hits]
+        for name in _LANGCHAIN_KWARGS:
+            overrides.pop(name, None)
+        return [to_document(ranked) for ranked in self.searcher.search(query, self.options.replace(**overrides))]
 
 
-def to_document(hit: Hit) -> Document:
-    p = hit.properties
+def to_document(ranked: Ranked) -> Document:
+    hit = ranked.hit
     metadata = {
         "id": hit.id,
-        "kind": p.get("kind"),
-        "source": p.get("source"),
-        "source_path": p.get("source_path"),
-        "page": p.get("page"),
-        "chunk": p.get("chunk"),
-        "image_path": p.get("image_path"),
-        "label": p.get("label"),
-        "caption": p.get("caption"),
-        "bbox": p.get("bbox"),
-        "score": hit.score,
-        "text_similarity": hit.text_similarity,
-        "clip_similarity": hit.clip_similarity,
-        "bm25": hit.bm25,
+        "kind": hit.kind,
+        "source": hit.source,
+        "source_path": hit.source_path,
+        "page": hit.page,
+        "chunk": hit.chunk,
+        "image_path": hit.image_path,
+        "label": hit.label,
+        "caption": hit.caption,
+        "bbox": list(hit.bbox) if hit.bbox is not None else None,
+        "score": ranked.score,
+        "text_similarity": ranked.text_similarity,
+        "clip_similarity": ranked.clip_similarity,
+        "bm25": ranked.bm25,
     }
-    return Document(page_content=str(p.get("text") or ""), metadata=metadata, id=hit.id)
+    return Document(page_content=hit.text, metadata=metadata, id=hit.id)

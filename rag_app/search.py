@@ -7,40 +7,77 @@ embedded by CLIP's text tower against image, page and chunk vectors). Modes: `te
 Why reciprocal-rank fusion (RRF, k=60) rather than relative-score fusion: the three scores live on unrelated scales
 (unbounded BM25, cosine similarities of two different models whose typical ranges differ), and RRF needs no
 calibration per model, so swapping CLIP or the text embedder never needs re-tuning. Weaviate's own hybrid query fuses
-one vector with BM25 only. The raw cosine similarities are kept on each hit for the relevance threshold (abstention).
+one vector with BM25 only. The raw cosine similarities are kept on each result for the relevance threshold
+(abstention). The queries themselves are the store's (`Store.near_vector`, `Store.bm25`); this module only ranks.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from weaviate.classes.query import Filter, MetadataQuery
-
 from mmrag.core.errors import ConfigError
-from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder
+from mmrag.indexer.embedders import ImageEncoder, TextEncoder
 from mmrag.indexer.items import Kind
-from mmrag.indexer.store import CLIP_VECTOR, TEXT_VECTOR, Store
+from mmrag.indexer.store import CLIP_VECTOR, TEXT_VECTOR, Hit, Store, Where
 
 Mode = Literal["image", "text", "hybrid"]
 MODES: tuple[Mode, ...] = ("image", "text", "hybrid")
 KINDS: tuple[str, ...] = get_args(Kind)
+MAX_K = 100
 RRF_K = 60
-_RETURN = ["kind", "source", "source_path", "page", "chunk", "text", "image_path", "width", "height"]
-_PROVENANCE = ["label", "caption", "bbox"]
-"""A figure's or table's label, caption and box on its page."""
 _VISUAL = ("image", "page")
+_SIGNALS = {"text": "text_similarity", "clip": "clip_similarity", "bm25": "bm25"}
+"""Each signal's list, and the field of `Ranked` that keeps its raw score."""
+
+
+class UnknownOptionError(ConfigError, TypeError):
+    """A retrieval option that does not exist (a misspelt keyword); also a TypeError, as Python's own is."""
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """What one search retrieves; every field is checked when the options are made."""
+
+    k: int = 4
+    """How many results (1 to 100)."""
+    mode: Mode = "hybrid"
+    """Which signals rank: `text` (BM25 + text vector), `image` (CLIP over images and pages), `hybrid` (all three)."""
+    kinds: tuple[str, ...] = ()
+    """Only objects of these kinds (image, page, text, table); none: all."""
+    source_prefix: str | None = None
+    """Only objects whose source (or, when absolute, source path) starts with this."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or not 1 <= self.k <= MAX_K:
+            raise ConfigError(f"k must be a whole number from 1 to {MAX_K}, got {self.k!r}")
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown retrieval mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        if isinstance(self.kinds, str):
+            raise ConfigError(f"kinds must be a list of kinds, got the string {self.kinds!r}")
+        object.__setattr__(self, "kinds", tuple(self.kinds))  # a list is welcome; the options stay hashable
+        unknown = [kind for kind in self.kinds if kind not in KINDS]
+        if unknown:
+            raise ConfigError(f"unknown kind {unknown[0]!r}: choose from {', '.join(KINDS)}")
+
+    def replace(self, **changes: Any) -> SearchOptions:
+        """These options with some fields changed; a name that is not an option is an UnknownOptionError."""
+        names = [f.name for f in dataclasses.fields(self)]
+        unknown = [name for name in changes if name not in names]
+        if unknown:
+            raise UnknownOptionError(f"unknown retrieval option {unknown[0]!r}: the options are {', '.join(names)}")
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass
-class Hit:
-    """One retrieved object with its fused score and each signal's raw similarity."""
+class Ranked:
+    """One search result: the object, its fused score, its rank in each signal's list and each signal's raw score
+    (None for a signal that did not find it)."""
 
-    id: str
-    properties: dict[str, Any]
+    hit: Hit
     score: float = 0.0
     text_similarity: float | None = None
     clip_similarity: float | None = None
@@ -48,121 +85,60 @@ class Hit:
     ranks: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class SearchFilters:
-    kinds: tuple[str, ...] = ()
-    """Only objects of these kinds (image, page, text, table); none: all."""
-    source_prefix: str | None = None
-
-    def __post_init__(self) -> None:
-        unknown = [kind for kind in self.kinds if kind not in KINDS]
-        if unknown:
-            raise ConfigError(f"unknown kind {unknown[0]!r}: choose from {', '.join(KINDS)}")
-
-    def where(self, restrict_kinds: Sequence[str] = ()) -> Any:
-        clauses = []
-        kinds = (
-            [k for k in self.kinds if not restrict_kinds or k in restrict_kinds] if self.kinds else list(restrict_kinds)
-        )
-        if self.kinds and restrict_kinds and not kinds:
-            kinds = ["__none__"]
-        if kinds:
-            clauses.append(Filter.by_property("kind").contains_any(kinds))
-        if self.source_prefix:
-            prop = "source_path" if self.source_prefix.startswith("/") else "source"
-            clauses.append(Filter.by_property(prop).like(self.source_prefix.rstrip("*") + "*"))
-        if not clauses:
-            return None
-        return Filter.all_of(clauses) if len(clauses) > 1 else clauses[0]
-
-
 class Searcher:
-    """Embeds the query once per signal and asks Weaviate; cheap to build, models load on first search."""
+    """Embeds the query once per signal and asks the store; cheap to build, models load on first search."""
 
-    def __init__(self, store: Store, clip: ClipEmbedder, text: TextEmbedder, candidates: int = 20) -> None:
+    def __init__(self, store: Store, clip: ImageEncoder, text: TextEncoder, candidates: int = 20) -> None:
         self.store = store
         self.clip = clip
         self.text = text
         self.candidates = candidates
-        self.last_timings: dict[str, float] = {}
         self._pool: ThreadPoolExecutor | None = None
 
-    def search(self, query: str, k: int = 4, mode: Mode = "hybrid", filters: SearchFilters | None = None) -> list[Hit]:
-        if mode not in MODES:
-            raise ConfigError(f"unknown retrieval mode {mode!r}: choose one of {', '.join(MODES)}")
-        filters = filters or SearchFilters()
-        limit = max(k, self.candidates)
-        started = time.perf_counter()
-        text_vector = self.text.embed([query])[0].tolist() if mode in ("text", "hybrid") else None
-        clip_vector = self.clip.embed_texts([query])[0].tolist() if mode in ("image", "hybrid") else None
-        embedded = time.perf_counter()
-        # The (up to three) Weaviate queries run concurrently: latency is the slowest one, not their sum.
+    def search(self, query: str, options: SearchOptions) -> list[Ranked]:
+        """The `options.k` best objects for `query`, best first."""
+        limit = max(options.k, self.candidates)
+        where = Where(kinds=options.kinds, source_prefix=options.source_prefix)
+        # The (up to three) queries run concurrently: latency is the slowest one, not their sum.
         futures: dict[str, Future[list[Hit]]] = {}
-        pool = self._executor()
-        if text_vector is not None:
-            futures["text"] = pool.submit(
-                self._near, text_vector, TEXT_VECTOR, limit, filters.where(), "text_similarity"
-            )
-            futures["bm25"] = pool.submit(self._bm25, query, limit, filters.where())
-        if clip_vector is not None:
-            restrict = _VISUAL if mode == "image" else ()
-            futures["clip"] = pool.submit(
-                self._near, clip_vector, CLIP_VECTOR, limit, filters.where(restrict), "clip_similarity"
-            )
-        fused = fuse({name: future.result() for name, future in futures.items()})[:k]
-        self.last_timings = {"embed_s": embedded - started, "search_s": time.perf_counter() - embedded}
-        return fused
+        if options.mode in ("text", "hybrid"):
+            vector = self.text.encode_texts([query])[0].tolist()
+            futures["text"] = self._submit(self.store.near_vector, vector, TEXT_VECTOR, limit, where)
+            futures["bm25"] = self._submit(self.store.bm25, query, limit, where)
+        if options.mode in ("image", "hybrid"):
+            visual = clip_kinds(options)
+            if visual is not None:
+                vector = self.clip.encode_texts([query])[0].tolist()
+                where = dataclasses.replace(where, kinds=visual)
+                futures["clip"] = self._submit(self.store.near_vector, vector, CLIP_VECTOR, limit, where)
+        return fuse({name: future.result() for name, future in futures.items()})[: options.k]
 
-    def _executor(self) -> ThreadPoolExecutor:
+    def _submit(self, query: Callable[..., list[Hit]], *args: Any) -> Future[list[Hit]]:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="mmrag-search")
-        return self._pool
-
-    def _near(self, vector: list[float], target: str, limit: int, where: Any, similarity: str) -> list[Hit]:
-        result = self.store.call(
-            lambda: self.store.collection.query.near_vector(
-                vector,
-                target_vector=target,
-                limit=limit,
-                filters=where,
-                return_properties=_RETURN + _PROVENANCE,
-                return_metadata=MetadataQuery(distance=True),
-            )
-        )
-        hits = []
-        for obj in result.objects:
-            hit = Hit(id=str(obj.uuid), properties=dict(obj.properties))
-            setattr(hit, similarity, 1.0 - float(obj.metadata.distance or 0.0))
-            hits.append(hit)
-        return hits
-
-    def _bm25(self, query: str, limit: int, where: Any) -> list[Hit]:
-        result = self.store.call(
-            lambda: self.store.collection.query.bm25(
-                query,
-                query_properties=["text"],
-                limit=limit,
-                filters=where,
-                return_properties=_RETURN + _PROVENANCE,
-                return_metadata=MetadataQuery(score=True),
-            )
-        )
-        return [
-            Hit(id=str(o.uuid), properties=dict(o.properties), bm25=float(o.metadata.score or 0.0))
-            for o in result.objects
-        ]
+        return self._pool.submit(query, *args)
 
 
-def fuse(lists: dict[str, list[Hit]], k: int = RRF_K) -> list[Hit]:
-    """Reciprocal-rank fusion: score = sum over lists of 1 / (k + rank); raw similarities are merged per id."""
-    merged: dict[str, Hit] = {}
+def clip_kinds(options: SearchOptions) -> tuple[str, ...] | None:
+    """The kinds CLIP's query may return: in `image` mode only images and pages (of the asked kinds, if any);
+    None when the asked kinds leave it nothing."""
+    if options.mode != "image":
+        return options.kinds
+    if not options.kinds:
+        return _VISUAL
+    visual = tuple(kind for kind in options.kinds if kind in _VISUAL)
+    return visual or None
+
+
+def fuse(lists: dict[str, list[Hit]], k: int = RRF_K) -> list[Ranked]:
+    """Reciprocal-rank fusion: score = sum over lists of 1 / (k + rank); each list's raw score is kept per id
+    (`text`: text similarity, `clip`: CLIP similarity, `bm25`: BM25 score)."""
+    merged: dict[str, Ranked] = {}
     for name, hits in lists.items():
         for rank, hit in enumerate(hits, start=1):
-            into = merged.setdefault(hit.id, Hit(id=hit.id, properties=hit.properties))
+            into = merged.setdefault(hit.id, Ranked(hit))
             into.score += 1.0 / (k + rank)
             into.ranks[name] = rank
-            for signal in ("text_similarity", "clip_similarity", "bm25"):
-                value = getattr(hit, signal)
-                if value is not None:
-                    setattr(into, signal, value)
-    return sorted(merged.values(), key=lambda h: (-h.score, min(h.ranks.values()), h.id))
+            if name in _SIGNALS and hit.score is not None:
+                setattr(into, _SIGNALS[name], hit.score)
+    return sorted(merged.values(), key=lambda r: (-r.score, min(r.ranks.values()), r.hit.id))

@@ -7,49 +7,50 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import weaviate
-from langchain_core.documents import Document
-
-from mmrag.core.client import connect
+from mmrag.core.client import Client, connect
 from mmrag.core.errors import ConfigError
-from mmrag.core.models import resolve_models
 from mmrag.core.settings import Settings
-from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder, embedders_for
+from mmrag.indexer.embedders import ImageEncoder, TextEncoder, embedders_for
 from mmrag.indexer.store import Store
 from mmrag.rag_app.chain import Answer, RagChain, check_question
-from mmrag.rag_app.generator import Answerer, Generator
-from mmrag.rag_app.retriever import MultimodalRetriever
-from mmrag.rag_app.search import Searcher
+from mmrag.rag_app.generator import Generator
+from mmrag.rag_app.retriever import MultimodalRetriever, to_document
+from mmrag.rag_app.search import Ranked, Searcher
 from mmrag.rag_app.sources import NoImageError, Source, SourceImages
 
-_PICTURE_PROPERTIES = ["kind", "source", "source_path", "page", "image_path", "label", "caption", "bbox"]
 
-
-def make_generator(settings: Settings, adapter: str | None = None) -> Generator:
-    """The profile's VLM with the adapter (argument, else MMRAG_ADAPTER); it loads on first use."""
-    return Generator(
-        resolve_models(settings).vlm_model,
-        settings.device,
-        cache_dir=settings.cache_dir,
-        max_new_tokens=settings.max_new_tokens,
-        four_bit=settings.four_bit,
-        adapter=adapter if adapter is not None else settings.adapter,
-    )
+def make_generator(settings: Settings) -> Generator:
+    """The profile's VLM (it loads on first use); each request names its adapter (`GenerationRequest.adapter`)."""
+    return Generator.from_settings(settings)
 
 
 def build_chain(
     settings: Settings,
-    client: weaviate.WeaviateClient,
-    clip: ClipEmbedder,
-    text: TextEmbedder,
-    generator: Answerer | None,
+    client: Client,
+    clip: ImageEncoder,
+    text: TextEncoder,
+    generator: Generator | None,
 ) -> RagChain:
     """A chain over the settings' collection (checked to exist) on given, possibly long-lived, pieces;
-    a None generator means retrieval only."""
+    a None generator means retrieval only. The chain answers with MMRAG_ADAPTER, checked here (AdapterError)."""
+    if generator is not None and settings.adapter is not None:
+        generator.resolve_adapter(settings.adapter)
     store = Store(client, settings.collection)
     store.require(current_schema=True)
     retriever = MultimodalRetriever(searcher=Searcher(store, clip, text), k=settings.k, mode=settings.mode)
-    return RagChain(retriever, SourceImages(store), generator, settings.min_text_score, settings.image_threshold)
+    return RagChain(
+        retriever,
+        SourceImages(store),
+        generator,
+        settings.min_text_score,
+        settings.image_threshold,
+        adapter=settings.adapter,
+    )
+
+
+def source_images(client: Client, collection: str) -> SourceImages:
+    """The pixels of a collection's objects, on a given, possibly long-lived, client (the UI's)."""
+    return SourceImages(Store(client, collection))
 
 
 @contextmanager
@@ -66,8 +67,9 @@ def open_chain(
 
 def ask(settings: Settings, question: str, *, retrieval_only: bool = False, adapter: str | None = None) -> Answer:
     check_question(question)
-    generator = None if retrieval_only else make_generator(settings, adapter)
-    with open_chain(settings, retrieval_only=retrieval_only, generator=generator) as chain:
+    if adapter is not None:
+        settings = settings.model_copy(update={"adapter": adapter})
+    with open_chain(settings, retrieval_only=retrieval_only) as chain:
         return chain.ask(question)
 
 
@@ -96,10 +98,8 @@ def write_picture(settings: Settings, object_id: str, out: Path | None = None) -
     with connect(settings) as client:
         store = Store(client, settings.collection)
         store.require(current_schema=True)
-        properties = store.fetch(object_id.strip(), _PICTURE_PROPERTIES)
-        meta = properties | {"id": object_id.strip()}
-        source = Source.from_document(0, Document(page_content="", metadata=meta))
-        image = SourceImages(store).load(meta)
+        source = Source.from_document(0, to_document(Ranked(store.get(object_id.strip()))))
+        image = SourceImages(store).load(source.metadata())
     if image is None:
         raise NoImageError(f"object {source.id} ({source.kind} of {source.source}) has no image")
     path = out if out is not None else Path(source.picture_name)

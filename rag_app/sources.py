@@ -7,7 +7,6 @@ A source says where it came from: its file, page, figure or table label and capt
 
 from __future__ import annotations
 
-import base64
 import io
 import re
 import shlex
@@ -241,11 +240,7 @@ class SourceImages:
         return Image.open(io.BytesIO(data)).convert("RGB") if data else None
 
     def thumbnail_bytes(self, object_id: str) -> bytes | None:
-        obj = self.store.call(
-            lambda: self.store.collection.query.fetch_object_by_id(object_id, return_properties=["thumbnail"])
-        )
-        encoded = obj.properties.get("thumbnail") if obj is not None else None
-        return base64.b64decode(encoded) if encoded else None
+        return self.store.thumbnail(object_id)
 
     def _render(self, path: Path, number: int, crop: Box | None = None, highlight: Box | None = None) -> Any:
         with PDFIUM_LOCK:

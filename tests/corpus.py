@@ -67,3 +67,29 @@ def _encrypted_pdf(source: Path, target: Path) -> None:
     writer.encrypt(user_password="secret", owner_password="owner", algorithm="AES-256")
     with target.open("wb") as f:
         writer.write(f)
+
+
+TEXTS = {
+    "science/biology.txt": "Photosynthesis lets plants turn sunlight, water and carbon dioxide into sugar and oxygen.",
+    "finance/revenue.txt": "The company's quarterly revenue rose to 2.4 million dollars, driven by subscription sales.",
+    "sports/football.txt": "The football world cup final went to penalties after a goalless match in extra time.",
+}
+CAPTIONS = {
+    "charts/rainfall.png": "Monthly rainfall in Seattle: wettest in November with 160 millimetres.",
+    "charts/population.png": "Population of European capital cities in millions: Berlin, Madrid, Rome.",
+}
+
+
+def write_known_corpus(root: Path) -> Path:
+    """Three texts on unrelated topics and two captioned charts, each question's answer in exactly one file."""
+    for name, text in TEXTS.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    for i, (name, caption) in enumerate(CAPTIONS.items()):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image = Image.new("RGB", (160, 120), "white")
+        ImageDraw.Draw(image).rectangle((20 + i * 30, 40, 60 + i * 30, 110), fill=(40 * i, 90, 200))
+        image.save(path)
+        path.with_suffix(".txt").write_text(caption)
+    return root

@@ -1,11 +1,62 @@
-"""Small helpers shared by test modules (test modules never import each other)."""
+"""Small helpers shared by test modules (test modules never import each other, nor conftest: fixtures come from
+conftest by name, plain functions and constants from here)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
 from typing import Any
 
 import weaviate
 import weaviate.classes as wvc
+
+from mmrag.core.server import LocalWeaviate
+from mmrag.core.settings import Settings, load_settings
+
+CACHE_DIR = load_settings().cache_dir
+"""Rebuildable things (the Weaviate binary, tiny checkpoints) live in the user's cache across test runs."""
+
+MMRAG_SCRIPT = str(Path(sys.executable).with_name("mmrag"))
+
+
+def module_settings(server: LocalWeaviate, prefix: str, **overrides: object) -> Settings:
+    """Tiny-profile settings on the session's Weaviate with a fresh collection, for module-scoped corpora."""
+    values: dict[str, object] = {
+        "profile": "tiny",
+        "data_dir": server.root.parent,
+        "cache_dir": CACHE_DIR,
+        "collection": f"{prefix}{uuid.uuid4().hex[:10]}",
+        "weaviate_http_port": server.http_port,
+        "weaviate_grpc_port": server.grpc_port,
+        "device": "cpu",
+        "max_new_tokens": 8,
+    }
+    return Settings(**(values | overrides))  # type: ignore[arg-type]
+
+
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that makes the `mmrag` command use these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MMRAG_")}
+    env.update(
+        MMRAG_PROFILE=settings.profile,
+        MMRAG_DATA_DIR=str(settings.data_dir),
+        MMRAG_CACHE_DIR=str(settings.cache_dir),
+        MMRAG_COLLECTION=settings.collection,
+        MMRAG_WEAVIATE_HTTP_PORT=str(settings.weaviate_http_port),
+        MMRAG_WEAVIATE_GRPC_PORT=str(settings.weaviate_grpc_port),
+        MMRAG_DEVICE=settings.device,
+        HF_HUB_OFFLINE="1",
+    )
+    env.update(extra)
+    return env
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the installed `mmrag` command as a user would."""
+    return subprocess.run([MMRAG_SCRIPT, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def one_object_collection(client: weaviate.WeaviateClient, name: str, text: str = "kept") -> tuple[Any, str]:

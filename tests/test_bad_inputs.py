@@ -20,6 +20,7 @@ import pytest
 
 from mmrag.core.server import LocalWeaviate
 from mmrag.core.settings import Settings
+from mmrag.indexer.store import Store
 from tests.badfiles import (
     CASES,
     Bounded,
@@ -33,7 +34,9 @@ from tests.badfiles import (
     write_cases,
     write_outside,
 )
-from tests.conftest import MMRAG_SCRIPT, cli_env, module_settings
+from tests.helpers import MMRAG_SCRIPT, cli_env, module_settings
+
+pytestmark = pytest.mark.slow  # every bad input indexed through the CLI, in bounded subprocesses
 
 SHARED_SECONDS = 60.0
 """Model loading and start-up of a shared run, on top of CASE_SECONDS per case."""
@@ -62,11 +65,8 @@ def stored_objects(settings: Settings) -> list[dict[str, Any]]:
     from mmrag.core.client import connect
 
     with connect(settings) as client:
-        if not client.collections.exists(settings.collection):
-            return []
-        collection = client.collections.use(settings.collection)
-        keep = ["source_path", "image_path", "kind", "page", "text"]
-        return [dict(o.properties) for o in collection.iterator(return_properties=keep)]
+        store = Store(client, settings.collection)
+        return [obj.properties for obj in store.objects()] if store.exists() else []
 
 
 def index_cases(settings: Settings, where: Path, cases: Sequence[Case], budget: float) -> IndexRun:

@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from mmrag.core.server import LocalWeaviate, binary_path, free_port
+from mmrag.core.server import LocalWeaviate, free_port
 from mmrag.core.settings import Settings
-from tests.conftest import CACHE_DIR, MMRAG_SCRIPT, cli_env, module_settings, run_cli
-from tests.test_retrieval import write_known_corpus
+from mmrag.indexer.store import Store
+from tests.corpus import write_known_corpus
+from tests.helpers import MMRAG_SCRIPT, cli_env, module_settings, run_cli
+
+pytestmark = pytest.mark.slow  # batch runs through the CLI, kills and restarts
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +33,9 @@ def corpus_settings(weaviate_server: LocalWeaviate, tmp_path_factory: pytest.Tem
 
 
 @pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[LocalWeaviate]:
+def own_server(weaviate_binary: Path, tmp_path: Path) -> Iterator[LocalWeaviate]:
     """A Weaviate of this test's own, to stop and restart while the session's server stays up for other tests."""
-    server = LocalWeaviate(binary_path(CACHE_DIR), tmp_path / "own", free_port(), free_port())
+    server = LocalWeaviate(weaviate_binary, tmp_path / "own", free_port(), free_port())
     server.start()
     yield server
     server.stop()
@@ -136,7 +139,7 @@ def test_describe_stores_the_vlm_reading_in_captions(settings: Settings, tmp_pat
     from mmrag.core.client import connect
 
     with connect(settings) as client:
-        objects = list(client.collections.use(settings.collection).iterator())
+        objects = list(Store(client, settings.collection).objects())
     assert len(objects) == 2
     for obj in objects:
         caption, _, description = str(obj.properties["text"]).partition("\n")

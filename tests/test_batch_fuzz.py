@@ -7,11 +7,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mmrag.core.errors import ConfigError
 from mmrag.rag_app.batch import BatchSummary, Row, _record, done_keys, plan, read_rows
+
+pytestmark = pytest.mark.slow  # fuzzed questions files
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(st.characters(exclude_categories=())),

@@ -7,7 +7,7 @@ from mmrag.core.client import connect
 from mmrag.core.errors import ConfigError, WeaviateUnavailableError
 from mmrag.core.server import free_port
 from mmrag.core.settings import Settings
-from tests.conftest import cli_env, run_cli
+from tests.helpers import cli_env, run_cli
 
 
 def test_unreachable_url_is_one_clear_error(settings: Settings) -> None:
@@ -34,6 +34,7 @@ def test_external_url_with_api_key_connects(settings: Settings, weaviate_server)
         assert client.is_ready()
 
 
+@pytest.mark.slow
 def test_demo_writes_and_reads_back(settings: Settings) -> None:
     result = run_cli(cli_env(settings), "demo", timeout=600)
     assert result.returncode == 0, result.stderr

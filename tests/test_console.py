@@ -6,12 +6,13 @@ import json
 import unicodedata
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mmrag.core.console import plain
 from mmrag.core.settings import Settings
-from tests.conftest import cli_env, run_cli
+from tests.helpers import cli_env, run_cli
 
 BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 CONTROLS = "\x1b\x07\x9b\u202e"
@@ -48,6 +49,7 @@ def test_plain_leaves_printable_text_alone(text: str) -> None:
     assert plain(text + "\n\t" + text, multiline=True) == text + "\n\t" + text
 
 
+@pytest.mark.slow
 def test_search_and_ask_print_data_not_terminal_codes(settings: Settings, tmp_path: Path) -> None:
     env = cli_env(settings)
     name = "pen\x1b[2Jguins\u202etxt.txt"

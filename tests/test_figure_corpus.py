@@ -31,6 +31,8 @@ from tests.figure_corpus import (
     score,
 )
 
+pytestmark = pytest.mark.slow  # the whole figure corpus through extraction
+
 MARKDOWN_RULE = re.compile(r"\|\s*:?-{3,}:?\s*\|")
 
 

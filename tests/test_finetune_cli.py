@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
+from typer.testing import CliRunner
+
+from mmrag.commands.app import build_app
 from mmrag.core.settings import Settings
-from tests.conftest import CACHE_DIR, cli_env, run_cli
+from mmrag.finetune.dataset import DataConfig
+from mmrag.finetune.train import TrainConfig
+from tests.helpers import CACHE_DIR, cli_env, run_cli
 
 
+@pytest.mark.slow
 def test_data_validate_train_eval_push_pull(tmp_path: Path, s3_endpoint: str) -> None:
     import boto3
 
@@ -58,3 +66,48 @@ def test_data_validate_train_eval_push_pull(tmp_path: Path, s3_endpoint: str) ->
 
     missing = run_cli(env, "finetune", "train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"))
     assert missing.returncode == 1 and "error:" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_train_defaults_are_train_config_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mmrag finetune train` without options trains with the library's TrainConfig, not with copies of it."""
+    configs: list[TrainConfig] = []
+
+    def fake_train(data_dir: Path, base: str, out_dir: Path, config: TrainConfig, **_: object) -> SimpleNamespace:
+        configs.append(config)
+        return SimpleNamespace(adapter_dir=out_dir, steps=1, first_loss=1.0, final_loss=0.5, val_loss=None)
+
+    monkeypatch.setattr("mmrag.finetune.train.train", fake_train)
+    monkeypatch.setattr("mmrag.core.models.resolve_device", lambda device: device)
+    args = [
+        "finetune",
+        "train",
+        "--data",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "a"),
+        "--base",
+        "b",
+        "--device",
+        "cpu",
+    ]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 0, result.output
+    assert configs == [TrainConfig()]
+
+
+def test_data_defaults_are_data_config_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mmrag finetune data` uses DataConfig's defaults, and MMRAG_BEDROCK_MODEL (a setting) picks the LLM."""
+    configs: list[DataConfig] = []
+    enrichers: list[str] = []
+
+    def fake_build(out_dir: Path, domain: object, config: DataConfig, **_: object) -> SimpleNamespace:
+        configs.append(config)
+        return SimpleNamespace(charts={"train": 1}, samples={"train": 6})
+
+    monkeypatch.setattr("mmrag.finetune.dataset.build_dataset", fake_build)
+    monkeypatch.setattr("mmrag.finetune.bedrock.BedrockEnricher", enrichers.append)
+    monkeypatch.setenv("MMRAG_BEDROCK_MODEL", "my.model-v1")
+    result = CliRunner().invoke(build_app(), ["finetune", "data", "--out", str(tmp_path / "d"), "--bedrock"])
+    assert result.exit_code == 0, result.output
+    assert configs == [DataConfig(n_charts=configs[0].n_charts)]
+    assert enrichers == ["my.model-v1"]

@@ -1,26 +1,35 @@
-"""ChartQA relaxed accuracy (the metric `mmrag finetune eval` and the rag_app batch command report), and the
-adapters `mmrag finetune eval` refuses."""
+"""ChartQA relaxed accuracy (the metric `mmrag finetune eval` and the rag_app batch command report), the adapters
+`mmrag finetune eval` refuses, and its answers: those of `mmrag ask`'s generator, asked as training taught."""
 
 from __future__ import annotations
 
 import json
 import pickle
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from PIL import Image
 
 from mmrag.core.adapters import AdapterError
 from mmrag.core.manifest import AdapterManifest
 from mmrag.core.metrics import relaxed_match
-from mmrag.core.prompts import PROMPT_STYLE
+from mmrag.core.prompts import PROMPT_STYLE, ContextItem
 from mmrag.core.settings import Settings
-from mmrag.core.tiny import ensure_tiny_models, tiny_vlm_dir
-from mmrag.finetune.answerer import load_answerer
 from mmrag.finetune.dataset import DataConfig, build_dataset
 from mmrag.finetune.domains import load_domain
-from mmrag.finetune.evaluate import evaluate
-from tests.conftest import CACHE_DIR, cli_env, run_cli
+from mmrag.finetune.encoding import IGNORE_INDEX, encode
+from mmrag.finetune.evaluate import chart_request, evaluate
+from mmrag.finetune.samples import DatasetError, Sample, read_samples
+from mmrag.rag_app.generator import GenerationRequest, Generator
+from tests.helpers import CACHE_DIR, cli_env, run_cli
+
+pytestmark = [
+    pytest.mark.slow,  # evaluation runs of the tiny VLM, several through the CLI
+    pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning"),  # peft
+]
 
 CASES = [
     ("42", "42", True),
@@ -60,12 +69,6 @@ class _RunsCode:
 
 
 @pytest.fixture(scope="module")
-def base() -> str:
-    ensure_tiny_models(CACHE_DIR)
-    return str(tiny_vlm_dir(CACHE_DIR))
-
-
-@pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("eval") / "data"
     build_dataset(out, load_domain("science"), DataConfig(n_charts=11, seed=4, questions_per_chart=2))
@@ -95,13 +98,20 @@ def test_eval_refuses_a_pickled_adapter_in_one_line(pickled_adapter: Path, data_
 
 
 def test_evaluate_refuses_a_pickled_adapter_before_loading_a_model(pickled_adapter: Path, base: str) -> None:
+    generator = Generator(base, "cpu", cache_dir=CACHE_DIR)
     with pytest.raises(AdapterError, match=r"has no adapter_model\.safetensors"):
-        evaluate(pickled_adapter.parent / "no-data-needed", base, "cpu", adapter_dir=pickled_adapter)
+        evaluate(pickled_adapter.parent / "no-data-needed", generator, adapter=str(pickled_adapter))
 
 
-def test_the_answerer_never_hands_a_pickle_to_peft(pickled_adapter: Path, base: str, tmp_path: Path) -> None:
+def test_the_generator_never_hands_a_pickle_to_peft(
+    pickled_adapter: Path, base: str, data_dir: Path, tmp_path: Path
+) -> None:
+    generator = Generator(base, "cpu", cache_dir=CACHE_DIR, max_new_tokens=4)
+    sample, image = _first_test_sample(data_dir)
+    with pytest.raises(AdapterError, match="never loaded"):
+        generator.generate(chart_request(sample, image, str(pickled_adapter)))
     with pytest.raises(AdapterError, match="never loaded"):  # the SageMaker endpoint loads adapters this way
-        load_answerer(base, "cpu", pickled_adapter)
+        generator.preload(str(pickled_adapter))
     assert not (tmp_path / "pickle-was-loaded").exists()
 
 
@@ -111,3 +121,87 @@ def test_eval_refuses_an_s3_adapter_that_would_escape_the_cache(aws_env: str, da
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert "invalid adapter URI 's3://models/../../escaped'" in result.stderr
     assert not (CACHE_DIR / "escaped").exists()
+
+
+# One generator: `finetune eval` answers as `mmrag ask` does
+
+
+def _first_test_sample(data_dir: Path) -> tuple[Sample, Image.Image]:
+    sample = read_samples(data_dir / "test.json")[0]
+    with Image.open(data_dir / sample.image) as image:
+        return sample, image.convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def random_adapter(base: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A random (non-zero) LoRA on the tiny base's language model, saved with its manifest as training would."""
+    from peft import LoraConfig, get_peft_model
+
+    from mmrag.core.models import load_vlm
+    from mmrag.finetune.train import LANGUAGE_MODEL_LINEAR
+
+    out = tmp_path_factory.mktemp("random-adapter")
+    model, _ = load_vlm(base, "cpu")
+    torch.manual_seed(0)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=LANGUAGE_MODEL_LINEAR, init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(str(out))
+    AdapterManifest(base_model=base, prompt_style=PROMPT_STYLE).save(out)
+    return str(out)
+
+
+def test_eval_asks_exactly_as_training_taught(data_dir: Path, base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generator's tokens for a test sample are the training sequence's prompt, token for token."""
+    from mmrag.core.models import load_vlm
+
+    processor = load_vlm(base, "cpu")[1]
+    prompts: list[list[int]] = []
+    original = type(processor).__call__
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        output = original(self, *args, **kwargs)
+        prompts.extend(output["input_ids"].tolist())
+        return output
+
+    sample, image = _first_test_sample(data_dir)
+    with monkeypatch.context() as patched:
+        patched.setattr(type(processor), "__call__", spy)
+        Generator(base, "cpu", cache_dir=CACHE_DIR, max_new_tokens=2).generate(chart_request(sample, image))
+    (asked,) = prompts
+
+    encoded = encode(processor, sample, image)
+    answer_start = int((encoded.labels != IGNORE_INDEX).nonzero()[0])
+    assert asked == encoded.input_ids[:answer_start].tolist()
+
+
+def test_a_sample_written_with_another_prompt_is_refused(data_dir: Path) -> None:
+    sample, image = _first_test_sample(data_dir)
+    human, answer = sample.conversations
+    other = Sample(sample.id, sample.image, (type(human)(human.role, human.value + " Be brief."), answer))
+    with pytest.raises(DatasetError, match=f"sample {sample.id} was written with another prompt"):
+        chart_request(other, image)
+
+
+def test_eval_answers_are_those_of_the_ask_generator(data_dir: Path, random_adapter: str, tmp_path: Path) -> None:
+    """`mmrag finetune eval` (the command, base and adapter) answers each chart exactly as the generator `mmrag ask`
+    builds answers the same chart shown as source [1] with the same question."""
+    from mmrag.rag_app.service import make_generator
+
+    settings = Settings(profile="tiny", cache_dir=CACHE_DIR, data_dir=tmp_path / "state", device="cpu")
+    args = ("finetune", "eval", "--data", str(data_dir), "--adapter", random_adapter, "--limit", "3", "--json")
+    result = run_cli(cli_env(settings), *args, "--report-dir", str(tmp_path / "report"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    samples = {s.id: s for s in read_samples(data_dir / "test.json")}
+
+    ask_generator = make_generator(settings)  # what `mmrag ask` answers with
+    for prediction in report["predictions"]:
+        sample = samples[prediction["id"]]
+        with Image.open(data_dir / sample.image) as image:
+            chart = image.convert("RGB")
+        source = ContextItem(n=1, kind="image", label=Path(sample.image).name)  # the chart, retrieved as [1]
+        asked = GenerationRequest(prediction["question"], (chart,), (source,))
+        assert prediction["answers"] == {
+            "base": ask_generator.generate(asked),
+            "adapter": ask_generator.generate(replace(asked, adapter=random_adapter)),
+        }
+    assert any(p["answers"]["base"] != p["answers"]["adapter"] for p in report["predictions"])

@@ -16,7 +16,7 @@ from mmrag.finetune.dataset import DataConfig, build_dataset
 from mmrag.finetune.domains import load_domain
 from mmrag.finetune.validate import load_processor, validate_file
 from tests.badfiles import bomb_png
-from tests.conftest import CACHE_DIR, cli_env, run_cli
+from tests.helpers import CACHE_DIR, cli_env, run_cli
 
 Record = dict[str, Any]
 
@@ -262,6 +262,7 @@ def test_control_characters_from_the_data_are_escaped_when_printed(tmp_path: Pat
     assert "a\\x1b[2J\\ud800" in lines[0]
 
 
+@pytest.mark.slow
 def test_the_cli_reports_nesting_and_bombs_by_line_without_a_traceback(dataset: Path, tmp_path: Path) -> None:
     records: list[Record | str] = list(_records(dataset))
     records[1] = _deep()

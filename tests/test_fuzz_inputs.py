@@ -25,6 +25,8 @@ from mmrag.finetune.validate import validate_file
 from mmrag.ui.uploads import BadUploadError, Upload, check_upload, safe_name, save_upload
 from tests.badfiles import bomb_png
 
+pytestmark = pytest.mark.slow  # fuzzed inputs
+
 FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 """Quick runs without an example database in the tree; failures print the example to turn into a named test."""
 

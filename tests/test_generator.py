@@ -1,10 +1,10 @@
-"""The generator on the tiny checkpoints (CPU): images per model, streaming, batching, adapters."""
+"""The generator on the tiny checkpoints (CPU): images per model, streaming, batching, adapters per request."""
 
 from __future__ import annotations
 
 import threading
-from collections import abc
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,12 @@ from mmrag.core.models import load_vlm
 from mmrag.core.prompts import PROMPT_STYLE, ContextItem
 from mmrag.rag_app import generator as generator_module
 from mmrag.rag_app.generator import GenerationRequest, Generator
-from tests.conftest import CACHE_DIR
+from tests.helpers import CACHE_DIR
 
-pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # peft
+pytestmark = [
+    pytest.mark.slow,  # generation with the tiny VLMs, adapters loaded and swapped
+    pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning"),  # peft
+]
 
 FAMILIES = ["llava", "llava_onevision"]
 TOKENS_PER_IMAGE = {
@@ -135,7 +138,6 @@ def test_stream_concatenates_to_the_generated_answer(family_generator: tuple[str
 def test_stream_closed_early_stops_cleanly(family_generator: tuple[str, Generator]) -> None:
     _, generator = family_generator
     stream = generator.stream(request(1))
-    assert isinstance(stream, abc.Generator)
     next(stream)
     stream.close()
     assert generator.generate(request(1)) == "".join(generator.stream(request(1)))  # the model is free again
@@ -202,63 +204,64 @@ def load_count(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return loads
 
 
+def asking(adapter: str | None, base: GenerationRequest | None = None) -> GenerationRequest:
+    """`base` (default: a one-chart request) answered with `adapter` (None: the base model alone)."""
+    return replace(base if base is not None else request(1), adapter=adapter)
+
+
 def test_adapters_change_answers_and_swap_without_reloading(adapters: dict[str, str], load_count: list[str]) -> None:
     generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
     questions = [request(1), request(0, "How much did revenue grow?")]
     base = generator.generate_batch(questions)
 
-    generator.set_adapter(adapters["a"])
-    with_a = generator.generate_batch(questions)
-    generator.set_adapter(adapters["b"])
-    with_b = generator.generate_batch(questions)
-    generator.set_adapter(None)
+    with_a = generator.generate_batch([asking(adapters["a"], q) for q in questions])
+    with_b = generator.generate_batch([asking(adapters["b"], q) for q in questions])
     again_base = generator.generate_batch(questions)
-    generator.set_adapter(adapters["a"])
 
     assert with_a != base and with_b != base and with_a != with_b
     assert again_base == base  # exactly the base model again
-    assert generator.generate_batch(questions) == with_a  # and back to the same adapter
-    assert "".join(generator.stream(questions[0])) == with_a[0]
-    assert generator.adapter == adapters["a"]
+    assert generator.generate_batch([asking(adapters["a"], q) for q in questions]) == with_a  # and back to a
+    assert "".join(generator.stream(asking(adapters["a"], questions[0]))) == with_a[0]
     assert load_count == [model_dir("llava_onevision")]  # the base loaded once, on first use
 
 
-def test_pinned_views_answer_with_their_own_adapters(adapters: dict[str, str], load_count: list[str]) -> None:
-    """UI sessions share one base; each pins its adapter, so a session never answers with another's."""
+def test_one_batch_mixes_adapters_and_each_request_gets_its_own(adapters: dict[str, str]) -> None:
     generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
-    question = request(1)
-    expected = {key: generator.using(adapters[key]).generate(question) for key in ("a", "b")}
-    expected["base"] = generator.using(None).generate(question)
-    assert len(set(expected.values())) == 3
+    mixed = [asking(adapters["a"]), asking(None), asking(adapters["b"]), asking(adapters["a"], request(0))]
+    assert generator.generate_batch(mixed) == [generator.generate(r) for r in mixed]
+    assert len(set(generator.generate_batch(mixed[:3]))) == 3
 
-    views = {"a": generator.using(adapters["a"]), "b": generator.using(adapters["b"]), "base": generator.using(None)}
-    results: dict[str, list[str]] = {key: [] for key in views}
+
+def test_concurrent_requests_answer_with_their_own_adapters(adapters: dict[str, str], load_count: list[str]) -> None:
+    """UI sessions share one base; each request names its session's adapter, so a session never answers with
+    another's, whatever the others ask for meanwhile."""
+    generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
+    sessions = {"a": adapters["a"], "b": adapters["b"], "base": None}
+    expected = {key: generator.generate(asking(adapter)) for key, adapter in sessions.items()}
+    assert len(set(expected.values())) == 3
+    results: dict[str, list[str]] = {key: [] for key in sessions}
 
     def session(key: str) -> None:
         for round_ in range(3):
-            view = views[key]
-            answer = "".join(view.stream(question)) if round_ % 2 else view.generate(question)
+            question = asking(sessions[key])
+            answer = "".join(generator.stream(question)) if round_ % 2 else generator.generate(question)
             results[key].append(answer)
 
-    threads = [threading.Thread(target=session, args=(key,)) for key in views]
+    threads = [threading.Thread(target=session, args=(key,)) for key in sessions]
     for thread in threads:
         thread.start()
-    generator.set_adapter(adapters["b"])  # the generator's own choice changes meanwhile
     for thread in threads:
         thread.join()
-    assert results == {key: [expected[key]] * 3 for key in views}
-    assert generator.generate(question) == expected["b"]  # the generator's own adapter is untouched by the views
+    assert results == {key: [expected[key]] * 3 for key in sessions}
     assert load_count == [model_dir("llava_onevision")]
+
+
+def test_an_adapter_is_checked_without_loading_the_model(adapters: dict[str, str], load_count: list[str]) -> None:
+    generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
+    assert generator.resolve_adapter(adapters["a"]) == Path(adapters["a"])
     with pytest.raises(AdapterError, match="trained on"):
-        generator.using(adapters["other_base"])  # checked when pinned, before any question
-
-
-def test_adapter_given_at_construction_loads_with_the_model(adapters: dict[str, str], load_count: list[str]) -> None:
-    model = model_dir("llava_onevision")
-    with_adapter = Generator(model, "cpu", cache_dir=CACHE_DIR, adapter=adapters["a"], max_new_tokens=12)
-    assert load_count == []  # cheap to build
-    base = Generator(model, "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
-    assert with_adapter.generate(request(1)) != base.generate(request(1))
+        generator.resolve_adapter(adapters["other_base"])
+    assert load_count == []  # cheap: manifests only
 
 
 @pytest.mark.parametrize(
@@ -272,22 +275,25 @@ def test_mismatched_adapter_is_refused(adapters: dict[str, str], key: str, messa
     generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
     before = generator.generate(request(1))
     with pytest.raises(AdapterError, match=message):
-        generator.set_adapter(adapters[key])
-    assert generator.adapter is None and generator.generate(request(1)) == before
+        generator.generate(asking(adapters[key]))
+    with pytest.raises(AdapterError, match=message):
+        generator.resolve_adapter(adapters[key])
+    assert generator.generate(request(1)) == before
 
 
-def test_dir_without_manifest_is_refused(adapters: dict[str, str], tmp_path: Path) -> None:
+def test_dir_without_manifest_is_refused(adapters: dict[str, str], tmp_path: Path, load_count: list[str]) -> None:
     bare = tmp_path / "bare"
     bare.mkdir()
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         (bare / name).write_bytes((Path(adapters["a"]) / name).read_bytes())
     generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR)
     with pytest.raises(AdapterError, match=r"is not an mmrag adapter: mmrag_adapter.json is missing"):
-        generator.set_adapter(str(bare))
+        generator.resolve_adapter(str(bare))
     with pytest.raises(AdapterError, match="not found"):
-        generator.set_adapter(str(tmp_path / "missing"))
-    with pytest.raises(AdapterError, match=r"is not an mmrag adapter"):  # at startup, before any model loads
-        Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, adapter=str(bare))
+        generator.resolve_adapter(str(tmp_path / "missing"))
+    assert load_count == []  # refused before any model loads
+    with pytest.raises(AdapterError, match=r"is not an mmrag adapter"):
+        generator.generate(asking(str(bare)))
 
 
 def test_s3_adapter_uris_map_into_the_cache(tmp_path: Path) -> None:
@@ -308,8 +314,9 @@ def test_unreadable_adapter_weights_are_refused_and_the_base_answers_on(
     generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
     before = generator.generate(request(1))
     with pytest.raises(AdapterError, match=r"cannot load the adapter at .*broken"):
-        generator.set_adapter(str(broken))
-    assert generator.adapter is None and generator.generate(request(1)) == before
+        generator.generate(asking(str(broken)))
+    assert generator.generate(request(1)) == before
+    assert generator.generate(asking(adapters["a"])) != before  # and other adapters still load
 
 
 def test_s3_adapter_is_pulled_once_into_the_cache(adapters: dict[str, str], aws_env: str, tmp_path: Path) -> None:
@@ -322,15 +329,14 @@ def test_s3_adapter_is_pulled_once_into_the_cache(adapters: dict[str, str], aws_
     s3.push(Path(adapters["a"]), "s3://adapters/runs/a")
     uri = "s3://adapters/runs/a"
     local = Generator(model_dir("llava_onevision"), "cpu", cache_dir=tmp_path, max_new_tokens=12)
-    local.set_adapter(adapters["a"])
-    remote = Generator(model_dir("llava_onevision"), "cpu", cache_dir=tmp_path, adapter=uri, max_new_tokens=12)
+    remote = Generator(model_dir("llava_onevision"), "cpu", cache_dir=tmp_path, max_new_tokens=12)
 
-    assert remote.generate(request(1)) == local.generate(request(1))
+    expected = local.generate(asking(adapters["a"]))
+    assert remote.generate(asking(uri)) == expected
     assert (tmp_path / "adapters" / "adapters" / "runs" / "a" / "mmrag_adapter.json").is_file()
     for key in client.list_objects_v2(Bucket="adapters")["Contents"]:
         client.delete_object(Bucket="adapters", Key=key["Key"])
-    remote.set_adapter(None)
-    remote.set_adapter(uri)  # loaded already: neither fetched nor read again
-    assert remote.generate(request(1)) == local.generate(request(1))
+    remote.generate(request(1))
+    assert remote.generate(asking(uri)) == expected  # loaded already: neither fetched nor read again
     with pytest.raises(AdapterError, match=r"cannot fetch adapter s3://adapters/runs/b: .*NoSuchKey"):
-        remote.set_adapter("s3://adapters/runs/b")
+        remote.resolve_adapter("s3://adapters/runs/b")

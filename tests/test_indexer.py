@@ -11,23 +11,30 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from weaviate.classes.query import Filter
-from weaviate.exceptions import WeaviateQueryError
 
 from mmrag.core.client import connect
 from mmrag.core.server import free_port
 from mmrag.core.settings import Settings
 from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder, embedders_for
 from mmrag.indexer.pipeline import Indexer
-from mmrag.indexer.store import CLIP_VECTOR, TEXT_VECTOR, CollectionMismatchError, Store
-from tests.conftest import MMRAG_SCRIPT, cli_env, run_cli
+from mmrag.indexer.store import (
+    CLIP_VECTOR,
+    TEXT_VECTOR,
+    CollectionMismatchError,
+    CollectionStats,
+    Hit,
+    Store,
+    StoredObject,
+    Where,
+)
 from tests.corpus import BAD_FILES, write_many_charts, write_mixed_corpus
+from tests.helpers import CACHE_DIR, MMRAG_SCRIPT, cli_env, run_cli
+
+pytestmark = pytest.mark.slow  # corpora indexed with the tiny CLIP, worker pools, a killed run
 
 
 @pytest.fixture(scope="module")
 def embedders() -> tuple[ClipEmbedder, TextEmbedder]:
-    from tests.conftest import CACHE_DIR
-
     return embedders_for(Settings(profile="tiny", cache_dir=CACHE_DIR, device="cpu"))
 
 
@@ -47,8 +54,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_mixed_corpus(tmp_path_factory.mktemp("corpus"))
 
 
-def by_source(store: Store) -> dict[str, list]:  # type: ignore[type-arg]
-    grouped: dict[str, list] = {}  # type: ignore[type-arg]
+def by_source(store: Store) -> dict[str, list[StoredObject]]:
+    grouped: dict[str, list[StoredObject]] = {}
     for obj in store.objects():
         grouped.setdefault(str(obj.properties["source"]), []).append(obj)
     return grouped
@@ -63,8 +70,9 @@ def test_mixed_tree_counts_captions_and_vectors(indexer: Indexer, store: Store, 
 
     stats = store.stats()
     # images: 2 captioned charts, the pie shown by notes.md, the line chart shown by page.html, the PDF figure
-    assert stats["by_kind"] == {"image": 5, "page": 2, "text": 4}
-    assert stats["models"]["clip"]["dim"] == 64 and stats["models"]["text"]["dim"] == 384
+    assert isinstance(stats, CollectionStats) and stats.objects == 11
+    assert stats.by_kind == {"image": 5, "page": 2, "text": 4}
+    assert (stats.info.clip_dim, stats.info.text_dim, stats.info.schema_version) == (64, 384, 2)
 
     objects = by_source(store)
     assert "charts/revenue_by_quarter.txt" not in objects and "market_share.png" not in objects  # captions only
@@ -80,24 +88,23 @@ def test_mixed_tree_counts_captions_and_vectors(indexer: Indexer, store: Store, 
     assert pdf_pages == [1, 2]
 
     image = next(o for o in objects["charts/headcount.png"])
-    full = store.collection.query.fetch_object_by_id(
-        image.uuid, include_vector=True, return_properties=["thumbnail", "width"]
-    )
-    assert len(full.vector[CLIP_VECTOR]) == 64 and len(full.vector[TEXT_VECTOR]) == 384
-    assert full.properties["thumbnail"] and full.properties["width"] == 480
+    full = next(o for o in store.objects(include_vectors=True) if o.id == image.id)
+    assert len(full.vectors[CLIP_VECTOR]) == 64 and len(full.vectors[TEXT_VECTOR]) == 384
+    assert full.properties["width"] == 480 and "thumbnail" not in full.properties  # a blob: asked for alone
+    assert image.id is not None and (store.thumbnail(image.id) or b"")[:3] == b"\xff\xd8\xff"  # a JPEG
 
 
 def test_nearest_neighbour_of_an_image_is_itself(indexer: Indexer, store: Store, corpus: Path) -> None:
     indexer.run([corpus / "charts"])
-    for obj in store.objects(include_vector=True):
-        hit = store.collection.query.near_vector(obj.vector[CLIP_VECTOR], target_vector=CLIP_VECTOR, limit=1)
-        assert hit.objects[0].uuid == obj.uuid
+    for obj in store.objects(include_vectors=True):
+        nearest = store.near_vector(obj.vectors[CLIP_VECTOR], CLIP_VECTOR, limit=1)[0]
+        assert nearest.id == obj.id and nearest.score == pytest.approx(1.0, abs=1e-4)  # cosine similarity
 
 
 def test_rerun_writes_nothing_and_changes_replace(indexer: Indexer, store: Store, tmp_path: Path) -> None:
     root = write_mixed_corpus(tmp_path / "c")
     first = indexer.run([root])
-    ids_before = {o.uuid for o in store.objects()}
+    ids_before = {o.id for o in store.objects()}
     again = indexer.run([root])
     assert (again.written, again.deleted, again.indexed, again.unchanged) == (0, 0, 0, first.indexed)
 
@@ -106,7 +113,7 @@ def test_rerun_writes_nothing_and_changes_replace(indexer: Indexer, store: Store
     assert (changed.indexed, changed.written, changed.deleted) == (1, 1, 1)
     revenue = by_source(store)["charts/revenue_by_quarter.png"]
     assert len(revenue) == 1 and revenue[0].properties["text"] == "Revised: Q3 was the weakest quarter."
-    assert len({o.uuid for o in store.objects()}) == len(ids_before)
+    assert len({o.id for o in store.objects()}) == len(ids_before)
 
 
 def test_prune_deletes_only_files_that_are_gone(indexer: Indexer, store: Store, tmp_path: Path) -> None:
@@ -134,34 +141,37 @@ def test_worker_pool_gives_the_same_objects(store: Store, embedders, tmp_path: P
 
 
 def _count(settings: Settings) -> int:
+    from mmrag.core.errors import WeaviateUnavailableError
+
     with connect(settings) as client:
-        if not client.collections.exists(settings.collection):
+        store = Store(client, settings.collection)
+        if store.info() is None:
             return 0
         try:
-            return client.collections.use(settings.collection).aggregate.over_all(total_count=True).total_count or 0
-        except WeaviateQueryError as e:
+            return store.stats().objects
+        except WeaviateUnavailableError as e:
             # The schema entry is written a moment before its shard opens: an indexer that has just
             # created the collection has stored nothing yet.
-            if "non-existing index" in str(e):
+            if "non-existing index" in str(e.__cause__):
                 return 0
             raise
 
 
 def test_writer_reports_objects_the_server_refused(store: Store) -> None:
-    import weaviate.classes as wvc
-
     from mmrag.core.errors import WeaviateUnavailableError
 
     store.ensure("clip-x", "text-x", lambda: (4, 3))
     good = [
-        wvc.data.DataObject(properties={"kind": "text", "text": f"t{i}"}, uuid=f"00000000-0000-0000-0000-{i:012d}")
+        StoredObject({"kind": "text", "text": f"t{i}"}, f"00000000-0000-0000-0000-{i:012d}", {"clip": [1.0, 0, 0, i]})
         for i in range(1, 6)
     ]
-    bad = wvc.data.DataObject(properties={"kind": "text", "page": "not a number"})
+    bad = StoredObject({"kind": "text", "page": "not a number"})
     with pytest.raises(WeaviateUnavailableError, match="1 objects were not written"), store.writer(batch_size=2) as w:
         for obj in [*good[:3], bad, *good[3:]]:
             w(obj)
-    assert sorted(str(o.uuid) for o in store.objects()) == sorted(str(o.uuid) for o in good)  # the rest are in
+    assert sorted(o.id or "" for o in store.objects()) == sorted(o.id or "" for o in good)  # the rest are in
+    stored = next(o for o in store.objects(include_vectors=True) if o.id == good[1].id)
+    assert stored.properties["text"] == "t2" and stored.vectors["clip"] == [1.0, 0.0, 0.0, 2.0]
 
 
 def test_kill_mid_run_then_rerun_gives_exact_objects(settings: Settings, tmp_path: Path) -> None:
@@ -187,8 +197,8 @@ def test_kill_mid_run_then_rerun_gives_exact_objects(settings: Settings, tmp_pat
 
     def snapshot(s: Settings) -> Counter[tuple[str, str]]:
         with connect(s) as client:
-            objects = client.collections.use(s.collection).iterator()
-            return Counter((str(o.uuid), str(o.properties["file_sha256"])) for o in objects)
+            objects = Store(client, s.collection).objects()
+            return Counter((str(o.id), str(o.properties["file_sha256"])) for o in objects)
 
     after_kill, reference = snapshot(settings), snapshot(clean)
     assert sum(after_kill.values()) == 900 and after_kill == reference  # same ids, no duplicates, nothing missing
@@ -240,8 +250,10 @@ def test_unreadable_file_is_reported(indexer: Indexer, tmp_path: Path) -> None:
 
 def test_filter_by_kind_finds_pages(indexer: Indexer, store: Store, corpus: Path) -> None:
     indexer.run([corpus / "report.pdf"])
-    pages = store.collection.query.fetch_objects(filters=Filter.by_property("kind").equal("page"))
-    assert {o.properties["page"] for o in pages.objects} == {1, 2}
+    pages = store.find(Where(kinds=("page",)))
+    assert {h.page for h in pages} == {1, 2} and {h.kind for h in pages} == {"page"}
+    assert {h.source for h in store.find(Where(source_prefix=str(corpus.resolve() / "report")))} == {"report.pdf"}
+    assert store.find(Where(kinds=("table",))) == []
 
 
 def test_figures_and_tables_keep_label_caption_and_box(indexer: Indexer, store: Store, tmp_path: Path) -> None:
@@ -276,18 +288,18 @@ def test_figures_and_tables_keep_label_caption_and_box(indexer: Indexer, store: 
     with store.writer() as write:
         indexer._flush([(Candidate(pdf, tmp_path), result, 2)], write)
 
-    labelled = store.collection.query.fetch_objects(filters=Filter.by_property("label").equal("Figure 2")).objects
+    labelled = store.find(Where(label="Figure 2"))
     assert len(labelled) == 1
-    p = labelled[0].properties
-    assert (p["kind"], p["page"], p["caption"]) == ("image", 4, "Figure 2: Revenue by region")
-    assert p["bbox"] == [72.0, 100.5, 372.0, 300.25]
-    tables = store.collection.query.fetch_objects(filters=Filter.by_property("kind").equal("table")).objects
-    assert [t.properties["label"] for t in tables] == ["Table 1"] and "| Berlin | 12 |" in tables[0].properties["text"]
-    found = store.collection.query.bm25("Berlin headcount", query_properties=["text"]).objects
-    assert [o.properties["label"] for o in found] == ["Table 1"]
-    assert store.stats()["by_kind"] == {"image": 1, "table": 1}
+    figure_hit = labelled[0]
+    assert (figure_hit.kind, figure_hit.page, figure_hit.caption) == ("image", 4, "Figure 2: Revenue by region")
+    assert figure_hit.bbox == (72.0, 100.5, 372.0, 300.25)
+    tables = store.find(Where(kinds=("table",)))
+    assert [t.label for t in tables] == ["Table 1"] and "| Berlin | 12 |" in tables[0].text
+    found = store.bm25("Berlin headcount", limit=10)
+    assert [h.label for h in found] == ["Table 1"] and isinstance(found[0], Hit) and (found[0].score or 0) > 0
+    assert store.stats().by_kind == {"image": 1, "table": 1}
 
-    schema = {prop.name: prop for prop in store.collection.config.get().properties}
+    schema = {prop.name: prop for prop in store._collection.config.get().properties}  # the schema as created
     assert schema["label"].tokenization.value == "field" and schema["label"].index_filterable
     assert not schema["caption"].index_searchable  # the caption is in `text`, which BM25 reads
     assert schema["bbox"].data_type.value == "number[]"

@@ -12,16 +12,16 @@ from PIL import Image
 
 from mmrag.core.client import connect
 from mmrag.core.settings import Settings
-from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder, embedders_for
+from mmrag.indexer.embedders import ImageEncoder, TextEncoder, embedders_for
 from mmrag.indexer.extract import ExtractOptions
 from mmrag.indexer.pipeline import PART_PAGES, Indexer, IndexReport
 from mmrag.indexer.store import Store
 from tests.badfiles import make_deep, remove_tree
-from tests.conftest import CACHE_DIR, cli_env, run_cli
+from tests.helpers import CACHE_DIR, cli_env, run_cli
 
 
 @pytest.fixture(scope="module")
-def embedders() -> tuple[ClipEmbedder, TextEmbedder]:
+def embedders() -> tuple[ImageEncoder, TextEncoder]:
     return embedders_for(Settings(profile="tiny", cache_dir=CACHE_DIR, device="cpu"))
 
 
@@ -31,9 +31,7 @@ def store(settings: Settings) -> Iterator[Store]:
         yield Store(client, settings.collection)
 
 
-def run(
-    store: Store, embedders: tuple[ClipEmbedder, TextEmbedder], paths: list[Path], **options: object
-) -> IndexReport:
+def run(store: Store, embedders: tuple[ImageEncoder, TextEncoder], paths: list[Path], **options: object) -> IndexReport:
     indexer = Indexer(store, *embedders, options=ExtractOptions(**options), workers=0)
     return indexer.run(paths)
 
@@ -64,6 +62,7 @@ def looping_pdf(path: Path, good_first_page: bool) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_pdf_page_tree_that_loops_costs_its_pages_not_the_run(store, embedders, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     half = looping_pdf(tmp_path / "half.pdf", good_first_page=True)
     loop = looping_pdf(tmp_path / "loop.pdf", good_first_page=False)
@@ -88,10 +87,10 @@ def test_a_file_name_that_is_not_utf8_is_indexed_under_a_stable_displayable_name
     stored = sorted(objects(store), key=lambda o: str(o["source"]))
     assert [o["source"] for o in stored] == ["caf\\xe9 chart.png", "notes \\xff.txt"]
     assert stored[0]["image_path"] == str(tmp_path) + "/caf\\xe9 chart.png"
-    ids = sorted(str(o.uuid) for o in store.objects())
+    ids = sorted(str(o.id) for o in store.objects())
     again = run(store, embedders, [tmp_path])
     assert (again.unchanged, again.written) == (2, 0)
-    assert sorted(str(o.uuid) for o in store.objects()) == ids
+    assert sorted(str(o.id) for o in store.objects()) == ids
 
 
 def test_nested_json_sidecars_are_that_chart_s_reason(store, embedders, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -221,6 +220,7 @@ def test_long_text_is_cut_at_the_limit_and_slow_files_time_out(store, embedders,
     assert dict(slow.failures)[str(tmp_path / "slow.pdf")].startswith("took longer than 1e-06 s")
 
 
+@pytest.mark.slow
 def test_cli_reports_warnings_and_failures_and_exits_0(settings: Settings, linking_tree) -> None:  # type: ignore[no-untyped-def]
     root, _ = linking_tree
     result = run_cli(cli_env(settings), "index", str(root), "--workers", "0")

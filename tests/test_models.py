@@ -13,7 +13,7 @@ from mmrag.core import tiny
 from mmrag.core.errors import ModelUnavailableError
 from mmrag.core.models import hub_offline, load_clip, load_text_embedder, load_vlm, resolve_models
 from mmrag.core.settings import Settings
-from tests.conftest import CACHE_DIR, cli_env, run_cli
+from tests.helpers import CACHE_DIR, cli_env, run_cli
 
 
 def _digest(folder: Path) -> dict[str, str]:

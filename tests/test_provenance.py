@@ -28,11 +28,12 @@ from mmrag.core.settings import Settings
 from mmrag.indexer.extract import ExtractOptions, extract_file, file_digest
 from mmrag.indexer.items import Item
 from mmrag.indexer.pipeline import IndexReport
-from mmrag.indexer.store import Store
+from mmrag.rag_app.service import source_images
 from mmrag.rag_app.sources import CROP_PAD, Source, SourceImages
 from mmrag.ui import chat
-from tests.conftest import MMRAG_SCRIPT, cli_env, module_settings, run_cli
-from tests.helpers import SOURCE_KEYS
+from tests.helpers import MMRAG_SCRIPT, SOURCE_KEYS, cli_env, module_settings, run_cli
+
+pytestmark = pytest.mark.slow  # a corpus of PDFs indexed, searched and asked through the CLI
 
 FIGURE_LABEL = "report.pdf p.2, Figure 2: Revenue by region"
 TABLE_LABEL = "report.pdf p.2, Table 1: Headcount by office"
@@ -321,7 +322,7 @@ def test_crop_and_highlight_on_a_rotated_page(indexed: tuple[Settings, dict[str,
     pdf = write_rotated(tmp_path / "rotated.pdf")
     meta = {"id": "none", "kind": "image", "source_path": str(pdf), "page": 1, "bbox": list(RED_BOX_SHOWN)}
     with connect(settings) as client:
-        images = SourceImages(Store(client, settings.collection))
+        images = source_images(client, settings.collection)
         crop = images.load(meta)
         page = images.highlighted(meta)
     assert crop is not None and crop.height == 1536  # 60 x 120 points (and the pad): long side 1536 px
@@ -411,7 +412,7 @@ def test_the_answer_prompt_gets_the_figure_crop_not_the_page(indexed: tuple[Sett
 
     settings, _ = indexed
     with open_chain(settings, generator=make_generator(settings)) as chain:  # the VLM never loads: prompt only
-        prepared = chain.prepare("Revenue by region?", kinds=["image"])
+        prepared = chain.prepare("Revenue by region?", chain.options.replace(kinds=["image"]))
     assert prepared.request is not None
     position, figure = next((i, s) for i, s in enumerate(prepared.sources) if s.figure_label == "Figure 2")
     assert position < len(prepared.request.images)

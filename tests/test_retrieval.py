@@ -10,46 +10,22 @@ from typing import Any, ClassVar
 import pytest
 from langchain_core.retrievers import BaseRetriever
 from langchain_tests.integration_tests import RetrieversIntegrationTests
-from PIL import Image, ImageDraw
 
 from mmrag.core import prompts
 from mmrag.core.client import connect
+from mmrag.core.errors import ConfigError
 from mmrag.core.server import LocalWeaviate, free_port
 from mmrag.core.settings import Settings
 from mmrag.indexer.embedders import embedders_for
 from mmrag.indexer.pipeline import Indexer
-from mmrag.indexer.store import Store
+from mmrag.indexer.store import TEXT_VECTOR, CollectionStats, Hit, Store, UnknownObjectError, Where
 from mmrag.rag_app.chain import RagChain
 from mmrag.rag_app.retriever import MultimodalRetriever
-from mmrag.rag_app.search import Hit, Searcher, fuse
+from mmrag.rag_app.search import Searcher, SearchOptions, UnknownOptionError, fuse
 from mmrag.rag_app.service import make_generator, open_chain
 from mmrag.rag_app.sources import SourceImages
-from tests.conftest import cli_env, module_settings, run_cli
-from tests.helpers import SOURCE_KEYS
-
-TEXTS = {
-    "science/biology.txt": "Photosynthesis lets plants turn sunlight, water and carbon dioxide into sugar and oxygen.",
-    "finance/revenue.txt": "The company's quarterly revenue rose to 2.4 million dollars, driven by subscription sales.",
-    "sports/football.txt": "The football world cup final went to penalties after a goalless match in extra time.",
-}
-CAPTIONS = {
-    "charts/rainfall.png": "Monthly rainfall in Seattle: wettest in November with 160 millimetres.",
-    "charts/population.png": "Population of European capital cities in millions: Berlin, Madrid, Rome.",
-}
-
-
-def write_known_corpus(root: Path) -> Path:
-    for name, text in TEXTS.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
-    for i, (name, caption) in enumerate(CAPTIONS.items()):
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        image = Image.new("RGB", (160, 120), "white")
-        ImageDraw.Draw(image).rectangle((20 + i * 30, 40, 60 + i * 30, 110), fill=(40 * i, 90, 200))
-        image.save(path)
-        path.with_suffix(".txt").write_text(caption)
-    return root
+from tests.corpus import write_known_corpus
+from tests.helpers import SOURCE_KEYS, cli_env, module_settings, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +70,80 @@ def test_filters_and_k_per_call(chain: RagChain) -> None:
 
 
 def test_reciprocal_rank_fusion_order() -> None:
-    def hits(*ids: str) -> list[Hit]:
-        return [Hit(id=i, properties={}) for i in ids]
+    def hits(score: float, *ids: str) -> list[Hit]:
+        return [Hit(id=i, kind="text", source=i, source_path=f"/{i}", score=score) for i in ids]
 
-    fused = fuse({"bm25": hits("a", "b", "c"), "text": hits("b", "d"), "clip": hits("d", "b")})
-    assert [h.id for h in fused] == ["b", "d", "a", "c"]  # b is in all three lists
+    fused = fuse({"bm25": hits(7.5, "a", "b", "c"), "text": hits(0.8, "b", "d"), "clip": hits(0.3, "d", "b")})
+    assert [r.hit.id for r in fused] == ["b", "d", "a", "c"]  # b is in all three lists
     assert fused[0].score == pytest.approx(1 / 62 + 1 / 61 + 1 / 62)
     assert fused[0].ranks == {"bm25": 2, "text": 1, "clip": 2}
+    b, a = fused[0], fused[2]
+    assert (b.bm25, b.text_similarity, b.clip_similarity) == (7.5, 0.8, 0.3)  # each list's raw score, kept apart
+    assert (a.bm25, a.text_similarity, a.clip_similarity) == (7.5, None, None)
+
+
+def test_unknown_retrieval_option_is_an_error(chain: RagChain) -> None:
+    # A misspelt option used to be ignored: `kind=["image"]` searched every kind.
+    with pytest.raises(UnknownOptionError, match="unknown retrieval option 'kind': the options are k, mode, kinds"):
+        chain.retriever.invoke("rain", kind=["image"])
+    with pytest.raises(TypeError, match="'kk'"):  # a TypeError too, as a misspelt keyword is in Python
+        chain.retriever.invoke("rain", kk=3)
+    with pytest.raises(UnknownOptionError, match="'source'"):
+        chain.options.replace(source="sports/")
+    with pytest.raises(TypeError, match="kinds"):
+        chain.ask("rain", kinds=["image"])  # type: ignore[call-arg]  # options travel as SearchOptions
+    with pytest.raises(ConfigError, match="unknown kind 'chart'"):
+        chain.prepare("rain", chain.options.replace(kinds=["chart"]))
+    prepared = chain.prepare("How much rain falls in Seattle?", chain.options.replace(kinds=["image"], k=5))
+    assert {s.kind for s in prepared.sources} == {"image"}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"k": 0}, "k must be a whole number from 1 to 100, got 0"),
+        ({"k": "3"}, "k must be a whole number"),
+        ({"mode": "sideways"}, "unknown retrieval mode 'sideways'"),
+        ({"kinds": "image"}, "kinds must be a list of kinds"),
+        ({"kinds": ("image", "chart")}, "unknown kind 'chart'"),
+    ],
+)
+def test_search_options_are_checked_when_made(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SearchOptions(**options)
+
+
+def test_store_returns_typed_hits_and_stats(indexed: Settings) -> None:
+    with connect(indexed) as client:
+        store = Store(client, indexed.collection)
+        stats = store.stats()
+        words = store.bm25("monthly rainfall Seattle", limit=3)
+        query = embedders_for(indexed)[1].encode_texts(["plants turn sunlight into sugar"])[0].tolist()
+        near = store.near_vector(query, TEXT_VECTOR, limit=2)
+        images = store.find(Where(kinds=("image",)))
+        sports = store.find(Where(source_prefix="sports/"))
+        fetched = store.get(words[0].id)
+        thumbnail = store.thumbnail(words[0].id)
+        with pytest.raises(UnknownObjectError, match="is not an object id"):
+            store.get("rainfall")
+
+    assert isinstance(stats, CollectionStats)
+    assert (stats.collection, stats.objects, stats.by_kind) == (indexed.collection, 5, {"text": 3, "image": 2})
+    assert (stats.info.clip_dim, stats.info.text_dim) == (64, 384)
+    assert stats.as_json()["models"]["text"] == {"id": stats.info.text_model, "dim": 384}
+
+    rain = words[0]
+    assert isinstance(rain, Hit) and (rain.kind, rain.source) == ("image", "charts/rainfall.png")
+    assert rain.text.startswith("Monthly rainfall in Seattle") and rain.score is not None and rain.score > 0
+    assert rain.image_path is not None and rain.image_path.endswith("charts/rainfall.png")
+    assert (rain.page, rain.label, rain.bbox) == (None, None, None)  # an image file: no page, no box
+    assert fetched == Hit(**{**vars(rain), "score": None})  # a fetch has no score
+    assert thumbnail is not None and thumbnail[:3] == b"\xff\xd8\xff"  # JPEG
+
+    assert near[0].source == "science/biology.txt" and near[0].chunk == 0
+    assert near[0].score is not None and 0 < near[0].score <= 1 and near[0].score > (near[1].score or 0)
+    assert sorted(h.source for h in images) == ["charts/population.png", "charts/rainfall.png"]
+    assert all(h.score is None for h in images) and [h.source for h in sports] == ["sports/football.txt"]
 
 
 def test_grounded_answer_cites_retrieved_objects(chain: RagChain) -> None:
@@ -150,6 +193,7 @@ class TestStandardRetriever(RetrieversIntegrationTests):
         return "quarterly revenue"
 
 
+@pytest.mark.slow
 def test_cli_search_and_ask_json(indexed: Settings) -> None:
     env = cli_env(indexed)
     found = run_cli(env, "search", "plants sunlight", "--json", "--k", "2")
@@ -174,6 +218,7 @@ def test_cli_search_and_ask_json(indexed: Settings) -> None:
     assert wrong.returncode == 1 and "unknown kind 'chart': choose from image, page, text, table" in wrong.stderr
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_clear_line(indexed: Settings, tmp_path: Path) -> None:
     env = cli_env(indexed)
     cases = [
@@ -189,6 +234,7 @@ def test_cli_errors_are_one_clear_line(indexed: Settings, tmp_path: Path) -> Non
         assert message in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
 
 
+@pytest.mark.slow
 def test_adapter_for_another_base_is_refused(indexed: Settings, tmp_path: Path) -> None:
     from mmrag.core.manifest import AdapterManifest
 

@@ -14,17 +14,18 @@ import pytest
 
 from mmrag.core.client import connect, local_server
 from mmrag.core.errors import ServerStartError
-from mmrag.core.server import LocalWeaviate, binary_path, free_port
+from mmrag.core.server import LocalWeaviate, free_port
 from mmrag.core.settings import Settings
-from tests.conftest import CACHE_DIR, cli_env, run_cli
-from tests.helpers import one_object_collection
+from tests.helpers import CACHE_DIR, cli_env, one_object_collection, run_cli
+
+pytestmark = pytest.mark.slow  # servers of their own, started, killed and restarted
 
 mmrag = run_cli
 
 
 @pytest.fixture
-def own_settings(tmp_path: Path) -> Settings:
-    """A second server of this test's own (the session one keeps running)."""
+def own_settings(weaviate_binary: Path, tmp_path: Path) -> Settings:
+    """A second server of this test's own (the session one keeps running), from the cached binary."""
     return Settings(
         profile="tiny",
         data_dir=tmp_path,
@@ -117,12 +118,12 @@ def test_rest_api_listens_on_loopback_only(weaviate_server: LocalWeaviate) -> No
         s.connect((addresses[0], weaviate_server.http_port))
 
 
-def test_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+def test_taken_port_is_a_clear_error(weaviate_binary: Path, tmp_path: Path) -> None:
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         port = blocker.getsockname()[1]
-        server = LocalWeaviate(binary_path(CACHE_DIR), tmp_path, port, free_port())
+        server = LocalWeaviate(weaviate_binary, tmp_path, port, free_port())
         with pytest.raises(ServerStartError, match=f"port {port} .* in use.*MMRAG_WEAVIATE_HTTP_PORT"):
             server.start()
 

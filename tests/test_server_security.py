@@ -12,13 +12,11 @@ from mmrag.core.client import connect
 from mmrag.core.server import (
     CLUSTER_USER,
     LocalWeaviate,
-    binary_path,
     free_port,
     listening_sockets,
     probe_without_credentials,
 )
 from mmrag.core.settings import Settings
-from tests.conftest import CACHE_DIR
 from tests.helpers import one_object_collection
 
 UNAUTHENTICATED_LOOPBACK = ("CLUSTER_GOSSIP_BIND_PORT", "RAFT_PORT", "RAFT_INTERNAL_RPC_PORT")
@@ -105,13 +103,15 @@ def test_cluster_api_refuses_reads_and_deletes_without_the_password(
         assert client.collections.use(name).query.fetch_object_by_id(uid) is not None
 
 
-def test_server_inherits_no_secrets_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_server_inherits_no_secrets_from_the_environment(
+    weaviate_binary: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sentinel = f"sentinel-{uuid.uuid4().hex}"
     monkeypatch.setenv("MMRAG_TEST_SECRET", sentinel)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", sentinel)
     monkeypatch.setenv("MMRAG_WEAVIATE_API_KEY", sentinel)
     monkeypatch.setenv("HF_TOKEN", sentinel)
-    server = LocalWeaviate(binary_path(CACHE_DIR), tmp_path, free_port(), free_port())
+    server = LocalWeaviate(weaviate_binary, tmp_path, free_port(), free_port())
     server.start()
     try:
         env = server_environment(running_pid(server))

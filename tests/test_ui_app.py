@@ -18,7 +18,9 @@ from mmrag.core.server import LocalWeaviate, free_port
 from mmrag.core.settings import Settings
 from mmrag.core.tiny import tiny_clip_dir
 from mmrag.indexer.service import index_paths
-from tests.conftest import cli_env, module_settings
+from tests.helpers import cli_env, module_settings
+
+pytestmark = pytest.mark.slow  # the Streamlit app over an indexed corpus, answering
 
 QUESTION = "What was the revenue in the fourth quarter?"
 SOURCE_LINE = re.compile(r"^\*\*\[(\d+)\]\*\* (.+)$")

@@ -15,7 +15,7 @@ from mmrag.commands.sample_corpus import write_sample_corpus
 from mmrag.core.server import free_port
 from mmrag.core.settings import Settings
 from mmrag.indexer.service import index_paths
-from tests.conftest import MMRAG_SCRIPT, cli_env, run_cli
+from tests.helpers import MMRAG_SCRIPT, cli_env, run_cli
 
 pytestmark = pytest.mark.browser
 

@@ -20,6 +20,7 @@ from mmrag.indexer.store import UnknownCollectionError
 from mmrag.ui import chat, uploads
 
 if TYPE_CHECKING:
+    from mmrag.indexer.store import CollectionStats
     from mmrag.rag_app.generator import Generator
 
 MODES: tuple[str, ...] = get_args(Settings.model_fields["mode"].annotation)
@@ -48,14 +49,15 @@ def _embedders(models: str, _settings: Settings) -> chat.Embedders:
 
 @st.cache_resource(show_spinner=False)
 def _generator(model: str, _settings: Settings) -> Generator:
-    """The VLM without an adapter; each question pins its session's adapter (`using`), never reloading the base."""
+    """The VLM, shared by the sessions: each question's request names its session's adapter (the chain's), so the
+    base never reloads and a session never answers with another's adapter."""
     from mmrag.rag_app.service import make_generator
 
-    return make_generator(_settings.model_copy(update={"adapter": None}))
+    return make_generator(_settings)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _stats(collection: str, _settings: Settings) -> dict[str, Any]:
+def _stats(collection: str, _settings: Settings) -> CollectionStats:
     from mmrag.indexer.service import collection_stats
 
     return collection_stats(_settings)
@@ -108,9 +110,10 @@ def show_stats(settings: Settings) -> None:
         except MmragError as e:
             st.error(str(e))
             return
-        st.metric("Objects", stats["objects"])
-        st.caption(" · ".join(f"{kind}: {n}" for kind, n in sorted(stats["by_kind"].items())))
-        st.caption(" · ".join(f"{role}: {m['id']} ({m['dim']}-d)" for role, m in stats["models"].items()))
+        st.metric("Objects", stats.objects)
+        st.caption(" · ".join(f"{kind}: {n}" for kind, n in sorted(stats.by_kind.items())))
+        info = stats.info
+        st.caption(f"clip: {info.clip_model} ({info.clip_dim}-d) · text: {info.text_model} ({info.text_dim}-d)")
 
 
 # Adding documents
@@ -169,7 +172,7 @@ def ask(settings: Settings, question: str, retrieval_only: bool) -> chat.ChatTur
     address, models, vlm = _keys(settings)
     try:
         with st.spinner("Searching your documents… (the first question also loads the models)"):
-            generator = None if retrieval_only else _generator(vlm, settings).using(settings.adapter)
+            generator = None if retrieval_only else _generator(vlm, settings)
             chain = chat.build_chain(settings, _client(address, settings), _embedders(models, settings), generator)
             prepared = chain.prepare(question)
         started = time.perf_counter()

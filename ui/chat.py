@@ -11,17 +11,16 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mmrag.indexer.store import Store
 from mmrag.rag_app.chain import RagChain
 from mmrag.rag_app.sources import Source, SourceImages
 
 if TYPE_CHECKING:
-    import weaviate
     from PIL import Image
 
+    from mmrag.core.client import Client
     from mmrag.core.settings import Settings
-    from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder
-    from mmrag.rag_app.generator import Answerer
+    from mmrag.indexer.embedders import ImageEncoder, TextEncoder
+    from mmrag.rag_app.generator import Generator
 
 VISUAL_KINDS = ("image", "page")
 _MARKDOWN = re.compile(r"[\\`*_\[\]<>#|~$]")
@@ -32,8 +31,8 @@ _UNESCAPE = re.compile(r"\\(.)")
 
 @dataclass(frozen=True)
 class Embedders:
-    clip: ClipEmbedder
-    text: TextEmbedder
+    clip: ImageEncoder
+    text: TextEncoder
 
 
 @dataclass(frozen=True)
@@ -69,9 +68,7 @@ class ChatTurn:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def build_chain(
-    settings: Settings, client: weaviate.WeaviateClient, embedders: Embedders, generator: Answerer | None
-) -> RagChain:
+def build_chain(settings: Settings, client: Client, embedders: Embedders, generator: Generator | None) -> RagChain:
     """A chain on the page's long-lived client, embedders and generator (None: retrieval only)."""
     from mmrag.rag_app.service import build_chain as build
 
@@ -83,10 +80,12 @@ def cite(images: SourceImages, sources: list[Source]) -> list[Cited]:
     return [Cited(s, images.thumbnail_bytes(s.id) if s.kind in VISUAL_KINDS else None) for s in sources]
 
 
-def full_image(client: weaviate.WeaviateClient, collection: str, source: Source) -> Image.Image | None:
+def full_image(client: Client, collection: str, source: Source) -> Image.Image | None:
     """The largest view of a visual source still available: a figure (or table) highlighted on its re-rendered PDF
     page, else the image file, the re-rendered page, or the thumbnail."""
-    images = SourceImages(Store(client, collection))
+    from mmrag.rag_app.service import source_images
+
+    images = source_images(client, collection)
     highlighted = images.highlighted(source.metadata())
     return highlighted if highlighted is not None else images.load(source.metadata())
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import filetype
 
 if TYPE_CHECKING:
-    from mmrag.indexer.embedders import ClipEmbedder, TextEmbedder
+    from mmrag.indexer.embedders import ImageEncoder, TextEncoder
 
 from mmrag.core.filetypes import IMAGE_SUFFIXES, PDF_SUFFIXES, SUPPORTED_SUFFIXES, SVG_SUFFIXES, TEXT_SUFFIXES
 from mmrag.core.settings import Settings
@@ -152,7 +152,7 @@ def index_uploads(
     uploads: Sequence[Upload],
     *,
     progress: Progress | None = None,
-    embedders: tuple[ClipEmbedder, TextEmbedder] | None = None,
+    embedders: tuple[ImageEncoder, TextEncoder] | None = None,
 ) -> UploadReport:
     """Check and save the uploads, then index just the saved files into the settings' collection
     (with the caller's loaded embedders when given)."""

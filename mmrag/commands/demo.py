@@ -4,11 +4,38 @@ from __future__ import annotations
 
 import time
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 
+from mmrag.core import console
 from mmrag.core.console import plain
-from mmrag.core.settings import Settings
+from mmrag.core.settings import Settings, load_settings
+
+DEMO_COLLECTION = "MmragDemo"
+
+
+def demo() -> None:
+    """Set up and run the main job on the embedded default (tiny models when the hub is unreachable)."""
+    run_demo(demo_settings(console.out), console.out)
+
+
+def demo_settings(out: Console) -> Settings:
+    """The settings, in the demo's own collection unless MMRAG_COLLECTION is set, and with the tiny profile when
+    MMRAG_PROFILE is unset and the Hugging Face hub does not answer."""
+    from mmrag.core.models import hub_reachable
+
+    settings = load_settings()
+    overrides: dict[str, object] = {}
+    if "collection" not in settings.model_fields_set:
+        overrides["collection"] = DEMO_COLLECTION
+    if "profile" not in settings.model_fields_set and not hub_reachable():
+        out.print(
+            "[yellow]offline:[/] the Hugging Face hub is unreachable, so the demo uses the tiny profile "
+            "(tiny random models: answers are not meaningful)"
+        )
+        overrides["profile"] = "tiny"
+    return load_settings(**overrides)
 
 
 def run_demo(settings: Settings, out: Console) -> None:
@@ -32,8 +59,8 @@ def run_demo(settings: Settings, out: Console) -> None:
     for path, reason in report.failures:
         out.print(f"  skipped {plain(path)}: {plain(reason)}", markup=False)
     stats = collection_stats(settings)
-    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(stats["by_kind"].items()))
-    out.print(f"Collection {stats['collection']}: {stats['objects']} objects ({kinds})")
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(stats.by_kind.items()))
+    out.print(f"Collection {stats.collection}: {stats.objects} objects ({kinds})")
     _answer_samples(settings, out)
     if not settings.weaviate_url:
         env = f"MMRAG_COLLECTION={settings.collection}" + (" MMRAG_PROFILE=tiny" if settings.profile == "tiny" else "")
@@ -73,3 +100,8 @@ def _answer_samples(settings: Settings, out: Console) -> None:
                     highlight=False,
                     markup=False,
                 )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `demo` to the `mmrag` app."""
+    app.command("demo")(demo)

@@ -1,6 +1,7 @@
-"""Command-line commands of this package, added to `mmrag` by `register`: `mmrag finetune data|validate|train|...`.
+"""`mmrag finetune data|validate|train|eval|push|pull`: synthetic chart QA, LoRA adapters, evaluation, S3.
 
-Each command parses its options and calls one library function; heavy imports happen inside the commands.
+Each command parses its options and calls one library function; heavy imports happen inside the commands. The
+options of `data` and `train` take their defaults from the library's DataConfig and TrainConfig.
 """
 
 from __future__ import annotations
@@ -12,17 +13,18 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from mmrag.core.console import err, out, progress_bar
+from mmrag.finetune.dataset import DataConfig
+from mmrag.finetune.train import TrainConfig
 
 if TYPE_CHECKING:
     from mmrag.finetune.evaluate import EvalReport
     from mmrag.finetune.train import StepLog
+    from mmrag.rag_app.generator import Generator
 
-app = typer.Typer(help="Synthetic chart QA, LoRA adapters, evaluation and S3 shipping.", no_args_is_help=True)
-
-
-def register(parent: typer.Typer) -> None:
-    """Add this package's commands to the `mmrag` app."""
-    parent.add_typer(app, name="finetune")
+DATA = DataConfig(n_charts=1000)
+"""The defaults of `finetune data` (the number of charts is the command's own)."""
+TRAIN = TrainConfig()
+"""The defaults of `finetune train`."""
 
 
 def _quiet_warnings() -> None:
@@ -46,28 +48,28 @@ def _device(device: str | None) -> str:
     return resolve_device(device or load_settings().device)
 
 
-@app.command("data")
 def data(
     out_dir: Path = typer.Option(..., "--out", help="New directory for the dataset."),
-    n: int = typer.Option(1000, "--n", min=1, help="Number of charts."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Same seed, same dataset."),
+    n: int = typer.Option(DATA.n_charts, "--n", min=1, help="Number of charts."),
+    seed: int = typer.Option(DATA.seed, "--seed", min=0, help="Same seed, same dataset."),
     domain: str = typer.Option("business", help="business, finance, health, science, or a domain JSON file."),
-    questions: int = typer.Option(6, "--questions-per-chart", min=1, help="Template questions per chart."),
+    questions: int = typer.Option(
+        DATA.questions_per_chart, "--questions-per-chart", min=1, help="Template questions per chart."
+    ),
     workers: int = typer.Option(min(4, os.cpu_count() or 1), min=1, help="Processes rendering charts."),
     bedrock: bool = typer.Option(False, "--bedrock", help="Add LLM-written questions (checked) with Bedrock."),
-    bedrock_model: str = typer.Option(
-        "anthropic.claude-3-5-haiku-20241022-v1:0", envvar="MMRAG_BEDROCK_MODEL", help="Bedrock model id."
-    ),
+    bedrock_model: str | None = typer.Option(None, help="Bedrock model id (default: MMRAG_BEDROCK_MODEL)."),
 ) -> None:
     """Generate synthetic charts with questions and answers computed from their tables."""
-    from mmrag.finetune.dataset import DataConfig, build_dataset
+    from mmrag.finetune.dataset import build_dataset
     from mmrag.finetune.domains import load_domain
 
     enricher = None
     if bedrock:
+        from mmrag.core.settings import load_settings
         from mmrag.finetune.bedrock import BedrockEnricher
 
-        enricher = BedrockEnricher(bedrock_model)
+        enricher = BedrockEnricher(bedrock_model or load_settings().bedrock_model)
     config = DataConfig(n_charts=n, seed=seed, questions_per_chart=questions)
     with progress_bar("charts", n) as bar:
         card = build_dataset(
@@ -77,7 +79,6 @@ def data(
     out.print(f"dataset in {out_dir}: {counts}")
 
 
-@app.command("validate")
 def validate(
     file: Path = typer.Argument(..., help="A LLaVA dataset file (JSON array or JSONL)."),
     base: str | None = typer.Option(None, help="Model whose processor measures the length (default: MMRAG_VLM_MODEL)."),
@@ -106,32 +107,36 @@ def validate(
     out.print(f"[green]ok:[/] {summary}")
 
 
-@app.command("train")
 def train(
     data_dir: Path = typer.Option(..., "--data", help="Dataset dir made by `mmrag finetune data`."),
     out_dir: Path = typer.Option(..., "--out", help="Adapter dir (resumes from its checkpoints)."),
     base: str | None = typer.Option(None, help="Base model id or dir (default: MMRAG_VLM_MODEL)."),
-    max_steps: int | None = typer.Option(None, min=1, help="Stop after this many optimizer steps."),
-    epochs: int = typer.Option(1, min=1),
-    batch_size: int = typer.Option(16, min=1),
-    grad_accum: int = typer.Option(1, min=1, help="Gradient accumulation steps."),
-    lr: float = typer.Option(2e-4, help="LoRA learning rate (cosine schedule, 3% warmup)."),
-    lora_r: int = typer.Option(128, min=1),
-    lora_alpha: int = typer.Option(256, min=1),
-    lora_dropout: float = typer.Option(0.05),
-    projector: bool = typer.Option(True, "--projector/--no-projector", help="Train the projector in full."),
-    max_length: int = typer.Option(2048, min=1),
-    seed: int = typer.Option(0, min=0),
-    save_every: int = typer.Option(200, min=1, help="Checkpoint every N steps."),
-    qlora: bool = typer.Option(False, "--qlora", help="4-bit base (CUDA and bitsandbytes)."),
+    max_steps: int | None = typer.Option(TRAIN.max_steps, min=1, help="Stop after this many optimizer steps."),
+    epochs: int = typer.Option(TRAIN.epochs, min=1),
+    batch_size: int = typer.Option(TRAIN.batch_size, min=1),
+    grad_accum: int = typer.Option(TRAIN.grad_accum, min=1, help="Gradient accumulation steps."),
+    lr: float = typer.Option(
+        TRAIN.learning_rate, help=f"LoRA learning rate (cosine schedule, {TRAIN.warmup_ratio:.0%} warmup)."
+    ),
+    lora_r: int = typer.Option(TRAIN.lora_r, min=1),
+    lora_alpha: int = typer.Option(TRAIN.lora_alpha, min=1),
+    lora_dropout: float = typer.Option(TRAIN.lora_dropout),
+    projector: bool = typer.Option(
+        TRAIN.train_projector, "--projector/--no-projector", help="Train the projector in full."
+    ),
+    max_length: int = typer.Option(TRAIN.max_length, min=1),
+    seed: int = typer.Option(TRAIN.seed, min=0),
+    save_every: int = typer.Option(TRAIN.save_every, min=1, help="Checkpoint every N steps."),
+    qlora: bool = typer.Option(TRAIN.four_bit, "--qlora", help="4-bit base (CUDA and bitsandbytes)."),
     checkpointing: bool | None = typer.Option(
-        None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Default: on for CUDA."
+        TRAIN.gradient_checkpointing,
+        "--gradient-checkpointing/--no-gradient-checkpointing",
+        help="Default: on for CUDA.",
     ),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the latest checkpoint in --out."),
     device: str | None = typer.Option(None, help="cpu or cuda (default: MMRAG_DEVICE)."),
 ) -> None:
     """Train a LoRA adapter; the loss of every step goes to the console and to OUT/loss.csv."""
-    from mmrag.finetune.train import TrainConfig
     from mmrag.finetune.train import train as run_training
 
     _quiet_warnings()
@@ -169,7 +174,6 @@ def _print_step(log: StepLog) -> None:
     )
 
 
-@app.command("eval")
 def evaluate(
     data_dir: Path = typer.Option(..., "--data", help="Dataset dir; its test split is evaluated."),
     base: str | None = typer.Option(None, help="Base model id or dir (default: MMRAG_VLM_MODEL)."),
@@ -187,15 +191,14 @@ def evaluate(
     from mmrag.finetune.evaluate import evaluate as run_eval
 
     _quiet_warnings()
-    base_model = _base(base)
-    adapter_dir = _adapter_dir(adapter, base_model) if adapter else None
+    generator = _generator(base, device)
+    adapter_dir = generator.resolve_adapter(adapter) if adapter else None  # checked as `mmrag ask` checks it
     n = len(closed_samples(data_dir, "test", limit)) * (2 if adapter_dir else 1)
     with progress_bar("answering", n) as bar:
         report = run_eval(
             data_dir,
-            base_model,
-            _device(device),
-            adapter_dir=adapter_dir,
+            generator,
+            adapter=adapter,
             limit=limit,
             batch_size=batch_size,
             progress=bar.advance,
@@ -208,12 +211,12 @@ def evaluate(
     err.print(f"report: {json_path}, plot: {png_path}")
 
 
-def _adapter_dir(source: str, base_model: str) -> Path:
-    """The adapter at `source` (a dir, or s3:// pulled into the cache), checked exactly as `mmrag ask` checks it."""
-    from mmrag.core.adapters import resolve_adapter
+def _generator(base: str | None, device: str | None) -> Generator:
+    """The generator `mmrag ask` answers with, on `base` and `device` when given."""
     from mmrag.core.settings import load_settings
+    from mmrag.rag_app.generator import Generator
 
-    return resolve_adapter(source, base_model, load_settings().cache_dir)
+    return Generator.from_settings(load_settings(), model_id=base, device=_device(device))
 
 
 def _print_report(report: EvalReport) -> None:
@@ -233,7 +236,6 @@ def _print_report(report: EvalReport) -> None:
     out.print(table)
 
 
-@app.command("push")
 def push(
     local_dir: Path = typer.Argument(..., help="Adapter dir (checkpoints/ is left out)."),
     uri: str = typer.Argument(..., help="s3://bucket/prefix"),
@@ -245,7 +247,6 @@ def push(
     out.print(f"pushed {len(keys)} files to {uri}")
 
 
-@app.command("pull")
 def pull(
     uri: str = typer.Argument(..., help="s3://bucket/prefix"),
     dest: Path = typer.Argument(..., help="Local dir."),
@@ -254,3 +255,18 @@ def pull(
     from mmrag.core.s3 import pull as download
 
     out.print(f"pulled {uri} into {download(uri, dest)}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `finetune` group to the `mmrag` app."""
+    group = typer.Typer(help="Synthetic chart QA, LoRA adapters, evaluation and S3 shipping.", no_args_is_help=True)
+    for name, command in (
+        ("data", data),
+        ("validate", validate),
+        ("train", train),
+        ("eval", evaluate),
+        ("push", push),
+        ("pull", pull),
+    ):
+        group.command(name)(command)
+    app.add_typer(group, name="finetune")

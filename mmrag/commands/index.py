@@ -39,7 +39,12 @@ def index(
         raise ConfigError(f"no such file or directory: {', '.join(missing)} (nothing was indexed)")
     settings = load_settings(**({"collection": collection} if collection else {}))
     show_progress = not json_output and sys.stdout.isatty()
-    report = index_paths(settings, paths, prune=prune, workers=workers, describe=describe, progress=show_progress)
+    describer = None
+    if describe:  # the VLM reads each chart: the indexer takes any describer, the command picks this one
+        from mmrag.rag_app.describer import describer_for
+
+        describer = describer_for(settings)
+    report = index_paths(settings, paths, prune=prune, workers=workers, describer=describer, progress=show_progress)
     if json_output:
         print(json.dumps(report.as_json()))
     else:
@@ -81,13 +86,13 @@ def stats(
 
     result = collection_stats(load_settings(**({"collection": collection} if collection else {})))
     if json_output:
-        print(json.dumps(result))
+        print(json.dumps(result.as_json()))
         return
-    out.print(f"{result['collection']}: {result['objects']} objects")
-    for kind, count in sorted(result["by_kind"].items()):
+    out.print(f"{result.collection}: {result.objects} objects")
+    for kind, count in sorted(result.by_kind.items()):
         out.print(f"  {kind:6} {count}")
-    for role, model in result["models"].items():
-        out.print(f"  {role} model: {model['id']} ({model['dim']}-d)")
+    out.print(f"  clip model: {result.info.clip_model} ({result.info.clip_dim}-d)")
+    out.print(f"  text model: {result.info.text_model} ({result.info.text_dim}-d)")
 
 
 def delete(

@@ -1,7 +1,7 @@
 """LoRA adapter sources: a local dir or ``s3://bucket/prefix``, resolved to a checked local dir.
 
 An adapter is usable only on the base model its manifest names and with the prompt style it was trained on
-(`rag_app.prompts.PROMPT_STYLE`), and only with safetensors weights (a pickled ``adapter_model.bin`` is never
+(`mmrag.core.prompts.PROMPT_STYLE`), and only with safetensors weights (a pickled ``adapter_model.bin`` is never
 loaded); all is checked here, before any weights are read.
 """
 
@@ -60,7 +60,7 @@ def check_weights(adapter_dir: Path, source: str | None = None) -> None:
 def s3_cache_dir(uri: str, cache_dir: Path) -> Path:
     """Where the adapter at ``s3://bucket/prefix`` is kept locally: ``<cache_dir>/adapters/<bucket>/<prefix>``.
 
-    The bucket and every part of the prefix must be plain names (`finetune.s3.S3Uri`), so the dir is always
+    The bucket and every part of the prefix must be plain names (`mmrag.core.s3.S3Uri`), so the dir is always
     inside ``<cache_dir>/adapters``.
     """
     try:

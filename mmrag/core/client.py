@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlparse
 
 import weaviate
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
-from weaviate.exceptions import WeaviateBaseError
+from weaviate.exceptions import (
+    WeaviateBaseError,
+    WeaviateClosedClientError,
+    WeaviateConnectionError,
+    WeaviateGRPCUnavailableError,
+    WeaviateTimeoutError,
+)
 
 from mmrag.core.errors import ConfigError, WeaviateUnavailableError, first_line
 from mmrag.core.server import LocalWeaviate, binary_path
 from mmrag.core.settings import Settings
 
 _TIMEOUT = AdditionalConfig(timeout=Timeout(init=5, query=60, insert=120))
+
+Client = weaviate.WeaviateClient
+"""A connected client, as `connect` returns it: callers hand it to `indexer.store.Store`, which alone queries."""
 
 
 def local_server(settings: Settings) -> LocalWeaviate:
@@ -24,7 +35,7 @@ def local_server(settings: Settings) -> LocalWeaviate:
     )
 
 
-def connect(settings: Settings, *, start_local: bool = True) -> weaviate.WeaviateClient:
+def connect(settings: Settings, *, start_local: bool = True) -> Client:
     """A connected client: MMRAG_WEAVIATE_URL when set, else the local server (started on demand)."""
     if settings.weaviate_url:
         where = f"Weaviate at {settings.weaviate_url}"
@@ -73,3 +84,37 @@ def _remote_client(settings: Settings) -> weaviate.WeaviateClient:
         additional_config=_TIMEOUT,
         skip_init_checks=True,
     )
+
+
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    WeaviateConnectionError,
+    WeaviateTimeoutError,
+    WeaviateGRPCUnavailableError,
+    WeaviateClosedClientError,
+)
+"""Weaviate's own errors for a server that cannot be reached (the store turns them into WeaviateUnavailableError;
+these are for code that holds a client outside it)."""
+
+
+@contextmanager
+def quick_grpc_retries() -> Iterator[None]:
+    """weaviate-client retries every gRPC query that a stopped server refuses (UNAVAILABLE) with a backoff of
+    1 + 2 + 4 + 8 + 16 + 32 s and has no setting for it (weaviate/retry.py), so a batch on a dead server would wait
+    a minute per row. Inside this block, a query is tried twice (3 s in all)."""
+    from weaviate import retry
+    from weaviate.connect import v4
+
+    original = getattr(v4, "_Retry", None)
+    if original is None:  # another client version: its own retries apply (slower to stop, nothing lost)
+        yield
+        return
+
+    class QuickRetry(retry._Retry):
+        def __init__(self, n: float = 4) -> None:
+            super().__init__(0)  # whatever the caller asked for
+
+    v4._Retry = QuickRetry  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        v4._Retry = original  # type: ignore[misc]

@@ -23,7 +23,7 @@ class AdapterManifest:
     base_model: str
     """The base model id or dir the adapter was trained on."""
     prompt_style: str
-    """rag_app.prompts.PROMPT_STYLE at training time."""
+    """mmrag.core.prompts.PROMPT_STYLE at training time."""
     base_revision: str | None = None
     """The base checkpoint's revision (commit hash) when known, else None."""
     dataset_card_sha256: str | None = None

