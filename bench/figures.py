@@ -212,13 +212,14 @@ def index_once(settings: Settings, figures: bool, folder: Path, workers: int, em
     """`mmrag index` of one folder into a fresh collection (deleted after)."""
     from mmrag.core.client import connect
     from mmrag.indexer.service import index_paths
+    from mmrag.indexer.store import Store
 
     run = settings.model_copy(update={"pdf_figures": figures, "collection": f"BenchFig{uuid.uuid4().hex[:8]}"})
     started, cpu = time.perf_counter(), time.process_time()
     report = index_paths(run, [folder], workers=workers, embedders=embedders)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     with connect(run) as client:
-        client.collections.delete(run.collection)
+        Store(client, run.collection).drop()
     if report.failures:
         raise RuntimeError(f"indexing {folder} failed: {report.failures[:3]}")
     print(
