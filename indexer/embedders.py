@@ -23,41 +23,13 @@ from mmrag.core.models import load_clip, load_text_embedder, resolve_device, res
 from mmrag.core.settings import Settings
 
 
-class ImageEncoder(ABC):
-    """Images and text -> vectors in one shared space (`name` and `dim` are recorded with the collection)."""
-
-    @property
-    @abstractmethod
-    def name(self) -> str:
-        """The model, as the collection records it: a collection is searched only with the encoder that built it."""
-
-    @property
-    @abstractmethod
-    def dim(self) -> int:
-        """Size of the vectors."""
-
-    @abstractmethod
-    def encode_images(self, images: Sequence[Any]) -> np.ndarray:
-        """A batch of images -> (n, dim) normalised vectors. Each is a PIL image or what `prepare` made of one."""
-
-    @abstractmethod
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """A batch of texts -> (n, dim) normalised vectors in the images' space (questions, text chunks)."""
-
-    def prepare(self, images: Sequence[Image.Image]) -> list[Any]:
-        """Per-image work the indexer does ahead, off the encoder's thread (CLIP: resize and normalise).
-
-        The result, one per image, is what `encode_images` is later given instead of the image. Default: nothing."""
-        return list(images)
-
-
 class TextEncoder(ABC):
     """Text -> vectors (`name` and `dim` are recorded with the collection)."""
 
     @property
     @abstractmethod
     def name(self) -> str:
-        """The model, as the collection records it."""
+        """The model, as the collection records it: a collection is searched only with the encoders that built it."""
 
     @property
     @abstractmethod
@@ -67,6 +39,20 @@ class TextEncoder(ABC):
     @abstractmethod
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """A batch of texts -> (n, dim) normalised vectors."""
+
+
+class ImageEncoder(TextEncoder):
+    """Images, and texts in the images' space (questions and chunks, for cross-modal search: CLIP's text tower)."""
+
+    @abstractmethod
+    def encode_images(self, images: Sequence[Any]) -> np.ndarray:
+        """A batch of images -> (n, dim) normalised vectors. Each is a PIL image or what `prepare` made of one."""
+
+    def prepare(self, images: Sequence[Image.Image]) -> list[Any]:
+        """Per-image work the indexer does ahead, off the encoder's thread (CLIP: resize and normalise).
+
+        The result, one per image, is what `encode_images` is later given instead of the image. Default: nothing."""
+        return list(images)
 
 
 class ClipEmbedder(ImageEncoder):

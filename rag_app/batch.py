@@ -319,10 +319,11 @@ def _answer_group(chain: RagChain, group: list[Row]) -> list[dict[str, Any]]:
         except MmragError as e:
             errors[i] = str(e)
     answers = _generate(chain, prepared, errors)
-    return [_record(row, answers.get(i), errors.get(i)) for i, row in enumerate(group)]
+    return [output_record(row, answers.get(i), errors.get(i)) for i, row in enumerate(group)]
 
 
-def _record(row: Row, answer: Answer | None, error: str | None) -> dict[str, Any]:
+def output_record(row: Row, answer: Answer | None, error: str | None) -> dict[str, Any]:
+    """One line of the answers file: the row, then its answer (with sources and timings) or its error."""
     record: dict[str, Any] = {"id": row.id, "line": row.line, "question": row.question or None}
     if answer is None:
         return record | {"answer": None, "abstained": False, "sources": [], "timings": {}, "error": error}

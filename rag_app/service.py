@@ -59,9 +59,11 @@ def open_chain(
 ) -> Iterator[RagChain]:
     """A chain over the settings' collection (checked to exist), closed on exit."""
     clip, text = embedders_for(settings)
+    if not retrieval_only:
+        generator = generator or make_generator(settings)
+        if settings.adapter is not None:
+            generator.resolve_adapter(settings.adapter)  # a wrong adapter is told before anything connects
     with connect(settings) as client:
-        if generator is None and not retrieval_only:
-            generator = make_generator(settings)
         yield build_chain(settings, client, clip, text, None if retrieval_only else generator)
 
 

@@ -12,7 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mmrag.core.errors import ConfigError
-from mmrag.rag_app.batch import BatchSummary, Row, _record, done_keys, plan, read_rows
+from mmrag.rag_app.batch import BatchSummary, Row, done_keys, output_record, plan, read_rows
 
 pytestmark = pytest.mark.slow  # fuzzed questions files
 
@@ -82,7 +82,7 @@ def check_resume(rows: list[Row]) -> None:
         out = Path(tmp) / "answers.jsonl"
         with out.open("w", encoding="utf-8") as f:
             for row in todo:
-                f.write(json.dumps(_record(row, None, row.error or "not answered"), ensure_ascii=False) + "\n")
+                f.write(json.dumps(output_record(row, None, row.error or "not answered"), ensure_ascii=False) + "\n")
         assert done_keys(out) == {row.key for row in todo}
         again = plan(rows, done_keys(out), BatchSummary())
     assert again == []

@@ -256,7 +256,9 @@ def test_filter_by_kind_finds_pages(indexer: Indexer, store: Store, corpus: Path
     assert store.find(Where(kinds=("table",))) == []
 
 
-def test_figures_and_tables_keep_label_caption_and_box(indexer: Indexer, store: Store, tmp_path: Path) -> None:
+def test_figures_and_tables_keep_label_caption_and_box(
+    settings: Settings, indexer: Indexer, store: Store, tmp_path: Path
+) -> None:
     from PIL import Image
 
     from mmrag.indexer.items import FileResult, Item
@@ -299,7 +301,8 @@ def test_figures_and_tables_keep_label_caption_and_box(indexer: Indexer, store: 
     assert [h.label for h in found] == ["Table 1"] and isinstance(found[0], Hit) and (found[0].score or 0) > 0
     assert store.stats().by_kind == {"image": 1, "table": 1}
 
-    schema = {prop.name: prop for prop in store._collection.config.get().properties}  # the schema as created
+    with connect(settings) as client:  # the schema as Weaviate reports it (no store method shows a schema)
+        schema = {prop.name: prop for prop in client.collections.get(settings.collection).config.get().properties}
     assert schema["label"].tokenization.value == "field" and schema["label"].index_filterable
     assert not schema["caption"].index_searchable  # the caption is in `text`, which BM25 reads
     assert schema["bbox"].data_type.value == "number[]"

@@ -23,7 +23,6 @@ from mmrag.rag_app.chain import RagChain
 from mmrag.rag_app.retriever import MultimodalRetriever
 from mmrag.rag_app.search import Searcher, SearchOptions, UnknownOptionError, fuse
 from mmrag.rag_app.service import make_generator, open_chain
-from mmrag.rag_app.sources import SourceImages
 from tests.corpus import write_known_corpus
 from tests.helpers import SOURCE_KEYS, cli_env, module_settings, run_cli
 
@@ -242,10 +241,14 @@ def test_adapter_for_another_base_is_refused(indexed: Settings, tmp_path: Path) 
     result = run_cli(cli_env(indexed), "ask", "rain in Seattle", "--adapter", str(tmp_path))
     assert result.returncode == 1
     assert "llava-hf/llava-1.5-7b-hf" in result.stderr and "Traceback" not in result.stderr
+    # the adapter is checked before anything connects: with no server to reach, the message is still the adapter's
+    nothing_there = cli_env(indexed, MMRAG_WEAVIATE_HTTP_PORT="9", MMRAG_WEAVIATE_GRPC_PORT="9")
+    offline = run_cli(nothing_there, "ask", "rain in Seattle", "--adapter", str(tmp_path))
+    assert offline.returncode == 1 and "llava-hf/llava-1.5-7b-hf" in offline.stderr, offline.stderr
 
 
 def test_images_for_the_generator_come_from_files(chain: RagChain) -> None:
     document = chain.retriever.invoke("rainfall", kinds=["image"], k=1)[0]
     image = chain.images.load(document.metadata)
     assert image is not None and image.size == (160, 120)
-    assert isinstance(chain.images, SourceImages) and chain.images.thumbnail_bytes(document.metadata["id"])
+    assert chain.images.thumbnail_bytes(document.metadata["id"])
