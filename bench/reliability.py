@@ -45,7 +45,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -85,6 +85,9 @@ PRELOAD = (
 """What `mmrag index` and `mmrag batch` import (many lazily): the launcher imports them once."""
 CASE_SECONDS, HEAVY_SECONDS = 60.0, 300.0
 """The time a bad input may take in its own run (heavy ones: tens of MB, thousands of pages)."""
+
+if TYPE_CHECKING:
+    from mmrag.indexer.store import StoredObject
 
 
 @dataclass
@@ -280,51 +283,53 @@ class Lab:
 
     def count(self, collection: str) -> int:
         """Objects in the collection now (-1: unknown, e.g. its shard is still opening or the server is down)."""
-        from weaviate.exceptions import WeaviateBaseError
-
         from mmrag.core.errors import MmragError
+        from mmrag.indexer.store import Store
 
         try:
             with self.client() as client:
-                if not client.collections.exists(collection):
-                    return 0
-                return client.collections.use(collection).aggregate.over_all(total_count=True).total_count or 0
-        except (WeaviateBaseError, MmragError):
+                store = Store(client, collection)
+                return store.stats().objects if store.exists() else 0
+        except MmragError:
             return -1
 
     def snapshot(self, collection: str) -> list[tuple[str, ...]]:
         """(id, file hash, text hash, source, kind, page, chunk) of every object."""
-        keep = ["source_path", "file_sha256", "text", "kind", "page", "chunk"]
-        with self.client() as client:
-            if not client.collections.exists(collection):
-                return []
-            rows: list[tuple[str, ...]] = []
-            for o in client.collections.use(collection).iterator(return_properties=keep):
-                p = o.properties
-                text = hashlib.sha256(str(p.get("text") or "").encode()).hexdigest()[:16]
-                rows.append(
-                    (
-                        str(o.uuid),
-                        str(p["file_sha256"]),
-                        text,
-                        str(p["source_path"]),
-                        str(p["kind"]),
-                        str(p.get("page")),
-                        str(p.get("chunk")),
-                    )
+        rows: list[tuple[str, ...]] = []
+        for o in self._stored(collection):
+            p = o.properties
+            text = hashlib.sha256(str(p.get("text") or "").encode()).hexdigest()[:16]
+            rows.append(
+                (
+                    o.id,
+                    str(p["file_sha256"]),
+                    text,
+                    str(p["source_path"]),
+                    str(p["kind"]),
+                    str(p.get("page")),
+                    str(p.get("chunk")),
                 )
-            return rows
+            )
+        return rows
 
     def objects(self, collection: str) -> list[dict[str, Any]]:
         keep = ["source_path", "image_path", "kind", "page", "text"]
+        return [{k: o.properties.get(k) for k in keep} for o in self._stored(collection)]
+
+    def _stored(self, collection: str) -> list[StoredObject]:
+        from mmrag.indexer.store import Store
+
         with self.client() as client:
-            if not client.collections.exists(collection):
-                return []
-            return [dict(o.properties) for o in client.collections.use(collection).iterator(return_properties=keep)]
+            store = Store(client, collection)
+            return list(store.objects()) if store.exists() else []
 
     def drop(self, collection: str) -> None:
+        from mmrag.indexer.store import Store
+
         with self.client() as client:
-            client.collections.delete(collection)
+            store = Store(client, collection)
+            if store.exists():
+                store.drop()
 
     def name(self, prefix: str) -> str:
         return f"{prefix}{self.rng.randrange(16**8):08x}"

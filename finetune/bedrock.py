@@ -114,7 +114,8 @@ class BedrockEnricher:
                 categories=tuple(str(c) for c in item.get("categories") or ()),
                 threshold=float(item["threshold"]) if item.get("threshold") is not None else None,
             )
-            question, claimed = str(item["question"]), str(item["answer"])
+            # one line, as every question of the dataset: the prompt holds it on its own line
+            question, claimed = " ".join(str(item["question"]).split()), str(item["answer"])
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             return None, f"malformed question {item!r}: {e}"
         if spec.qtype not in QUESTION_TYPES or spec.qtype == "describe":

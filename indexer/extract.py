@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps
 
+from mmrag.core.errors import one_line
 from mmrag.core.filetypes import IMAGE_SUFFIXES, PDF_SUFFIXES, SIDECAR_SUFFIXES, SVG_SUFFIXES, TEXT_SUFFIXES
 from mmrag.indexer.items import BadFileError, FileResult, Item, check_aspect, display_path
 
@@ -154,7 +155,7 @@ def failure_reason(error: BaseException) -> str:
         return "nested too deeply to read"
     if isinstance(error, MemoryError):
         return "out of memory while reading it"
-    detail = " ".join(str(error).split())[:200]
+    detail = one_line(str(error))
     return f"unreadable ({type(error).__name__}{': ' + detail if detail else ''})"
 
 
@@ -216,7 +217,7 @@ def load_image(
     except (OSError, SyntaxError, ValueError, EOFError, struct_error) as e:
         if isinstance(e, PermissionError):
             raise
-        raise BadFileError(f"corrupt or truncated image: {' '.join(str(e).split())[:200]}") from e
+        raise BadFileError(f"corrupt or truncated image: {one_line(str(e))}") from e
     if long_side is not None and max(image.size) > long_side:
         image.thumbnail((long_side, long_side), reducing_gap=2.0)
     return image

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmrag.core.errors import one_line
 from mmrag.indexer.items import Box
 
 Rows = list[list[str]]
@@ -232,5 +233,5 @@ def _warn(warnings: list[str] | None, message: str) -> None:
 
 
 def _reason(error: Exception) -> str:
-    detail = " ".join(str(error).split())[:200]
+    detail = one_line(str(error))
     return f"{type(error).__name__}{': ' + detail if detail else ''}"

@@ -216,11 +216,10 @@ def done_keys(out: Path) -> set[RowKey]:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot resume from {out}: {e}") from e
     keys: set[RowKey] = set()
-    for line in text.splitlines():
+    for _, record in json_lines(text.split("\n")):
         try:
-            record = json.loads(line)
             row_id, row_line = record["id"], record.get("line")
-        except (ValueError, RecursionError, KeyError, TypeError):
+        except (KeyError, TypeError, AttributeError):  # a JsonLineError, or not an object of ours
             continue
         if isinstance(row_id, str | int) and not isinstance(row_id, bool):
             keys.add(("id", str(row_id)))

@@ -3,8 +3,9 @@
 Building a `Generator` is cheap; the model loads on first use, once, through `mmrag.core.models.load_vlm` (bf16 on
 CUDA, fp32 on CPU, 4-bit on request). Decoding is greedy. The prompt is `mmrag.core.prompts`' shared style: the
 images first, then the numbered sources, the question and the instruction. Every caller goes through it: `mmrag ask`
-and `mmrag batch` (through the chain), the UI, chart descriptions at index time, `mmrag finetune eval` and the
-SageMaker handler (a single chart as source [1], `GenerationRequest.chart`: exactly a finetuning sample's prompt).
+and `mmrag batch` (through the chain), the UI, chart descriptions at index time (a request with its own
+`instruction`), `mmrag finetune eval` and the SageMaker handler (a single chart as source [1],
+`GenerationRequest.chart`: exactly a finetuning sample's prompt).
 
 Each request names its adapter (`GenerationRequest.adapter`; None is the base model alone). Adapters are loaded once
 and swapped in place on the loaded base (peft), so switching never reloads it, and requests for different adapters

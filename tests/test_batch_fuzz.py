@@ -124,3 +124,11 @@ def test_ids_are_strings_or_integers_and_missing_ones_are_refused() -> None:
         assert row(id=bad, question="q").error == "id must be a string or an integer"
     assert row(question="q").error == row(id=None, question="q").error == row(id=" ", question="q").error
     assert row(id="a", question="\ud800").error == "question is not valid Unicode text"
+
+
+def test_resume_knows_rows_whose_text_holds_unicode_line_separators(tmp_path: Path) -> None:
+    """JSON Lines records end at "\\n" only: a question holding U+2028 or U+0085 is still one written row."""
+    rows = [Row(line=1, id="a", question="rain\u2028in Seattle"), Row(line=2, id=None, question="sun\x85shine")]
+    out = tmp_path / "answers.jsonl"
+    out.write_text("".join(json.dumps(output_record(r, None, "x"), ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    assert done_keys(out) == {row.key for row in rows}

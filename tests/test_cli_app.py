@@ -78,6 +78,15 @@ def test_usage_errors_are_reported_not_raised() -> None:
         assert "Traceback" not in result.stderr, args
 
 
+def test_a_bad_setting_leaves_help_working_and_fails_the_command_in_one_line() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MMRAG_")} | {"MMRAG_K": "many"}
+    helped = subprocess.run([MMRAG_SCRIPT, "ask", "--help"], env=env, capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0 and "Usage:" in helped.stdout, helped.stderr
+    asked = subprocess.run([MMRAG_SCRIPT, "stats"], env=env, capture_output=True, text=True, timeout=120)
+    assert asked.returncode == 1 and asked.stderr.startswith("error: invalid settings: MMRAG_K"), asked.stderr
+    assert "Traceback" not in asked.stderr
+
+
 def test_a_bad_log_level_is_one_line() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MMRAG_")}
     result = subprocess.run([MMRAG_SCRIPT, "settings"], env={**env, "MMRAG_LOG_LEVEL": "LOUD"}, capture_output=True,

@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from mmrag.commands import ask, demo, finetune, index, models, settings, ui, weaviate
 from mmrag.core.console import err, plain
-from mmrag.core.errors import MmragError
+from mmrag.core.errors import ConfigError, MmragError
 from mmrag.core.settings import load_settings
 
 COMMANDS = (index, ask, ui, demo, settings, weaviate, models, finetune)
@@ -35,7 +35,11 @@ def main() -> None:
 
     Typer runs standalone: it reports usage errors (exit 2) and Ctrl-C (exit 130) itself."""
     try:
-        logging.basicConfig(level=load_settings().log_level, format="%(levelname)s %(name)s: %(message)s")
+        try:
+            level = load_settings().log_level
+        except ConfigError:  # the commands that read settings report it; --help and the rest still run
+            level = "WARNING"
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
         _quiet_libraries()
         build_app()()
     except MmragError as e:

@@ -82,7 +82,7 @@ def data(
 def validate(
     file: Path = typer.Argument(..., help="A LLaVA dataset file (JSON array or JSONL)."),
     base: str | None = typer.Option(None, help="Model whose processor measures the length (default: MMRAG_VLM_MODEL)."),
-    max_length: int = typer.Option(2048, help="Longest sample in tokens, image tokens included."),
+    max_length: int = typer.Option(TRAIN.max_length, help="Longest sample in tokens, image tokens included."),
     images: Path | None = typer.Option(None, help="Folder the image paths are relative to (default: the file's)."),
 ) -> None:
     """Check a dataset file; every defect is printed with its line, and the exit status is 1 if there is any."""

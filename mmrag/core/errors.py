@@ -29,3 +29,9 @@ def first_line(error: BaseException, limit: int = 200) -> str:
     """An exception as one short line for a user: its message's first line (never a gRPC call's repr), else its type."""
     text = str(error).strip().split(" Details: <_")[0]
     return text.splitlines()[0][:limit] if text else type(error).__name__
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """`text` with every run of whitespace (newlines too) made one space, at most `limit` characters: a reason that
+    quotes a library's message stays one line."""
+    return " ".join(text.split())[:limit]

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mmrag.core.errors import MmragError
+from mmrag.core.errors import MmragError, one_line
 
 MANIFEST_NAME = "mmrag_adapter.json"
 
@@ -45,7 +45,7 @@ class AdapterManifest:
         except FileNotFoundError as e:
             raise ManifestError(f"{adapter_dir} is not an mmrag adapter: {MANIFEST_NAME} is missing") from e
         except (ValueError, TypeError, RecursionError) as e:  # bad JSON, too deep, huge numbers, wrong fields
-            raise ManifestError(f"{path} is not a valid adapter manifest: {' '.join(str(e).split())[:200]}") from e
+            raise ManifestError(f"{path} is not a valid adapter manifest: {one_line(str(e))}") from e
         if not isinstance(manifest.base_model, str) or not isinstance(manifest.prompt_style, str):
             raise ManifestError(f"{path} is not a valid adapter manifest: base_model and prompt_style must be text")
         return manifest
