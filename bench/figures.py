@@ -156,19 +156,9 @@ def draw_problem_pages(corpus: Corpus, results: dict[str, list[Any]], problems: 
 def speed(long_pages: int, workers: int, repeats: int, work: Path) -> Speed:
     """Index the long PDF with figures off and on (`repeats` times each, in alternating order: off-on, on-off, ...)
     into fresh collections of a Weaviate of this run's own; the fastest run of each counts."""
-    from mmrag.core.server import LocalWeaviate, binary_path, free_port
     from mmrag.indexer.embedders import embedders_for
+    from tests.helpers import private_weaviate
 
-    base = load_settings()
-    http, grpc = free_port(), free_port()
-    settings = Settings(
-        profile="tiny",
-        data_dir=work / "data",
-        cache_dir=base.cache_dir,
-        device="cpu",
-        weaviate_http_port=http,
-        weaviate_grpc_port=grpc,
-    )
     docs, warm = work / "long", work / "warm"
     docs.mkdir()
     warm.mkdir()
@@ -176,9 +166,7 @@ def speed(long_pages: int, workers: int, repeats: int, work: Path) -> Speed:
     make_long_pdf(docs / "long.pdf", long_pages)
     make_long_pdf(warm / "warm.pdf", 4, seed=1)
     print(f"wrote a {long_pages}-page PDF in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    server = LocalWeaviate(binary_path(base.cache_dir), settings.data_dir, http, grpc)
-    server.start()
-    try:
+    with private_weaviate(work) as (settings, _):
         embedders = embedders_for(settings)
         embedders[0].dim, embedders[1].dim  # load before timing: model loading is not indexing
         for figures in (False, True):  # warm-up: imports and first-use costs stay out of the timed runs
@@ -188,8 +176,6 @@ def speed(long_pages: int, workers: int, repeats: int, work: Path) -> Speed:
         for repeat in range(repeats):
             for figures in (False, True) if repeat % 2 == 0 else (True, False):
                 (result.on if figures else result.off).append(index_once(settings, figures, docs, workers, embedders))
-    finally:
-        server.stop()
     return result
 
 

@@ -49,8 +49,8 @@ from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmrag.core.server import LocalWeaviate, binary_path, free_port
-from mmrag.core.settings import Settings, load_settings
+from mmrag.core.server import LocalWeaviate
+from mmrag.core.settings import Settings
 from tests.badfiles import (
     CASES,
     Bounded,
@@ -68,6 +68,7 @@ from tests.badfiles import (
     write_cases,
     write_outside,
 )
+from tests.helpers import cli_env, private_weaviate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MMRAG = str(Path(sys.executable).with_name("mmrag"))
@@ -782,35 +783,12 @@ class Campaign:
 
 @contextlib.contextmanager
 def lab_for(args: argparse.Namespace, work: Path) -> Iterator[Lab]:
-    base = load_settings()
-    http, grpc = free_port(), free_port()
-    settings = Settings(
-        profile="tiny",
-        data_dir=work / "data",
-        cache_dir=base.cache_dir,
-        device="cpu",
-        weaviate_http_port=http,
-        weaviate_grpc_port=grpc,
-    )
-    server = LocalWeaviate(binary_path(base.cache_dir), settings.data_dir, http, grpc)
-    server.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MMRAG_")}
-    env |= {
-        "MMRAG_PROFILE": "tiny",
-        "MMRAG_DATA_DIR": str(settings.data_dir),
-        "MMRAG_CACHE_DIR": str(base.cache_dir),
-        "MMRAG_WEAVIATE_HTTP_PORT": str(http),
-        "MMRAG_WEAVIATE_GRPC_PORT": str(grpc),
-        "MMRAG_DEVICE": "cpu",
-        "MMRAG_COLLECTION": "Unused",
-        "HF_HUB_OFFLINE": "1",
-    }
-    launcher = Launcher(env, fork=not args.no_fork)
-    try:
-        yield Lab(work, settings, server, Plan.of(args.quick), random.Random(args.seed), launcher)
-    finally:
-        launcher.close()
-        server.stop()  # whichever process (re)started it: stop reads the pid from server.json
+    with private_weaviate(work) as (settings, server):
+        launcher = Launcher(cli_env(settings, MMRAG_COLLECTION="Unused"), fork=not args.no_fork)
+        try:
+            yield Lab(work, settings, server, Plan.of(args.quick), random.Random(args.seed), launcher)
+        finally:
+            launcher.close()
 
 
 def run_part(lab: Lab, part: str, args: argparse.Namespace, campaign: Campaign) -> None:

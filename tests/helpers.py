@@ -7,13 +7,15 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import weaviate
 import weaviate.classes as wvc
 
-from mmrag.core.server import LocalWeaviate
+from mmrag.core.server import LocalWeaviate, binary_path, free_port
 from mmrag.core.settings import Settings, load_settings
 
 CACHE_DIR = load_settings().cache_dir
@@ -35,6 +37,27 @@ def module_settings(server: LocalWeaviate, prefix: str, **overrides: object) -> 
         "max_new_tokens": 8,
     }
     return Settings(**(values | overrides))  # type: ignore[arg-type]
+
+
+@contextmanager
+def private_weaviate(work: Path) -> Iterator[tuple[Settings, LocalWeaviate]]:
+    """Tiny-profile CPU settings on a Weaviate of their own (its data under `work`), started here, stopped on exit
+    by whichever process (re)started it meanwhile: `stop` reads the pid from the server's state file."""
+    http, grpc = free_port(), free_port()
+    settings = Settings(
+        profile="tiny",
+        data_dir=work / "data",
+        cache_dir=CACHE_DIR,
+        device="cpu",
+        weaviate_http_port=http,
+        weaviate_grpc_port=grpc,
+    )
+    server = LocalWeaviate(binary_path(CACHE_DIR), settings.data_dir, http, grpc)
+    server.start()
+    try:
+        yield settings, server
+    finally:
+        server.stop()
 
 
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:

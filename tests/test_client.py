@@ -39,3 +39,15 @@ def test_demo_writes_and_reads_back(settings: Settings) -> None:
     result = run_cli(cli_env(settings), "demo", timeout=600)
     assert result.returncode == 0, result.stderr
     assert "Indexed 5 files" in result.stdout and "objects" in result.stdout
+
+
+@pytest.mark.slow
+def test_demo_rebuilds_its_own_collection_made_by_an_older_mmrag(settings: Settings) -> None:
+    from mmrag.commands.demo import DEMO_COLLECTION
+    from mmrag.indexer.store import CollectionInfo, Store
+
+    with connect(settings) as client:
+        Store(client, DEMO_COLLECTION)._create(CollectionInfo("old-clip", 4, "old-text", 4, schema_version=1))
+    result = run_cli(cli_env(settings, MMRAG_COLLECTION=DEMO_COLLECTION), "demo", timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "built by an older version of mmrag" in result.stdout and "Indexed 5 files" in result.stdout

@@ -43,13 +43,21 @@ def run_demo(settings: Settings, out: Console) -> None:
     from mmrag.commands.sample_corpus import write_sample_corpus
     from mmrag.core.client import connect
     from mmrag.indexer.service import collection_stats, index_paths
+    from mmrag.indexer.store import CollectionMismatchError, Store
 
     corpus = settings.data_dir / "demo-corpus"
     paths = write_sample_corpus(corpus)
     out.print(f"Sample corpus: {corpus} (charts with captions, a PDF report, a Markdown note)")
     started = time.perf_counter()
-    with connect(settings):
+    with connect(settings) as client:
         out.print(f"Weaviate ready in {time.perf_counter() - started:.1f} s")
+        store = Store(client, settings.collection)
+        if settings.collection == DEMO_COLLECTION and store.exists():  # the demo's own: an older one is rebuilt
+            try:
+                store.require(current_schema=True)
+            except CollectionMismatchError:
+                out.print(f"{DEMO_COLLECTION} was built by an older version of mmrag: building it again")
+                store.drop()
     report = index_paths(settings, paths, prune=True, progress=out.is_terminal)
     files = report.as_json()["files"]
     out.print(
