@@ -130,7 +130,7 @@ def run_model(name: str, settings: Settings, root: Path, workers: int) -> dict[s
     text = TextEmbedder(ids.text_model, "cpu")
     clip.dim, text.dim  # load before timing: model loading is not throughput  # noqa: B018
     collection = f"BenchIndex{uuid.uuid4().hex[:8]}"
-    with connect(settings) as client:
+    with connect(settings, start_local=True) as client:
         store = Store(client, collection)
         try:
             started = time.perf_counter()

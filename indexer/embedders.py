@@ -11,9 +11,12 @@ it is built (not an hour into indexing), and `ImageEncoder.prepare` has a defaul
 
 from __future__ import annotations
 
+import sys
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -56,13 +59,19 @@ class ImageEncoder(TextEncoder):
 
 
 class ClipEmbedder(ImageEncoder):
-    """open_clip image and text towers; fp16 on CUDA, fp32 on CPU, always in inference mode."""
+    """open_clip image and text towers; fp16 on CUDA, fp32 on CPU, always in inference mode.
 
-    def __init__(self, model: str, pretrained: str | None, device: str, batch_size: int = 32) -> None:
+    Texts run through the text tower only up to their last token (`encode_clip_text`): the same vectors, several
+    times faster for a question. `truncate_text=False` runs all 77 positions, as open_clip does (for comparison)."""
+
+    def __init__(
+        self, model: str, pretrained: str | None, device: str, batch_size: int = 32, *, truncate_text: bool = True
+    ) -> None:
         self.model_id = model
         self.pretrained = pretrained
         self.device = device
         self.batch_size = batch_size
+        self.truncate_text = truncate_text
         self._loaded: tuple[Any, Any, Any] | None = None
         self._lock = threading.Lock()
 
@@ -114,8 +123,91 @@ class ClipEmbedder(ImageEncoder):
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 tokens = tokenizer(list(texts[start : start + self.batch_size])).to(self.device)
-                rows.append(_normalise(model.encode_text(tokens)))
+                features = encode_clip_text(model, tokens) if self.truncate_text else model.encode_text(tokens)
+                rows.append(_normalise(features))
         return np.concatenate(rows)
+
+
+@dataclass(frozen=True)
+class _CausalTextTower:
+    """The parts of an open_clip text tower that `encode_clip_text` runs itself."""
+
+    token_embedding: Any
+    positional_embedding: Any
+    transformer: Any
+    ln_final: Any
+    attn_mask: Any
+    pool_type: str
+    eos_id: int | None
+    projection: Any
+
+
+def encode_clip_text(model: Any, tokens: Any) -> Any:
+    """`model.encode_text(tokens)` computed over only the positions that the pooled token sees.
+
+    open_clip pads every text to 77 tokens and runs them all, but its text transformer is causal (position i attends
+    to positions <= i; layer norms and MLPs act per position) and the embedding is the output at one position, the
+    end-of-text token (`argmax` or `eos` pooling). So running the first L = (last pooled position + 1) positions, with
+    the positional embedding and the causal mask cut to L, gives the same vectors up to float rounding: for a
+    question of ~10 tokens, 1/6 of the positions and several times faster on a CPU. A tower of another shape (no
+    causal mask, a CLS token, pad masks, other pooling, or a model class whose `encode_text` differs) runs in full.
+    """
+    import torch
+
+    tower = _causal_text_tower(model)
+    if tower is None:
+        return model.encode_text(tokens)
+    pooled_at = (  # where open_clip's text_global_pool takes the embedding from
+        tokens.argmax(dim=-1)  # argmax: the end-of-text token, which has the highest id
+        if tower.pool_type == "argmax"
+        else (tokens == tower.eos_id).int().argmax(dim=-1)  # eos: the first eos token (0 when there is none)
+    )
+    length = int(pooled_at.max()) + 1
+    cast = tower.transformer.get_cast_dtype()
+    x = tower.token_embedding(tokens[:, :length]).to(cast) + tower.positional_embedding[:length].to(cast)
+    x = tower.ln_final(tower.transformer(x, attn_mask=tower.attn_mask[:length, :length]))
+    pooled = x[torch.arange(x.shape[0], device=x.device), pooled_at]
+    if tower.projection is None:
+        return pooled
+    return tower.projection(pooled) if isinstance(tower.projection, torch.nn.Linear) else pooled @ tower.projection
+
+
+def _causal_text_tower(model: Any) -> _CausalTextTower | None:
+    """The text tower of an open_clip CLIP or CustomTextCLIP when `encode_clip_text` may cut it short, else None."""
+    import open_clip
+    from open_clip.transformer import TextTransformer
+
+    encode = type(model).encode_text
+    if encode is open_clip.CLIP.encode_text:
+        tower = _CausalTextTower(
+            model.token_embedding,
+            model.positional_embedding,
+            model.transformer,
+            model.ln_final,
+            model.attn_mask,
+            model.text_pool_type,
+            getattr(model, "text_eos_id", None),
+            model.text_projection,
+        )
+    elif encode is open_clip.CustomTextCLIP.encode_text and type(model.text) is TextTransformer:
+        text = model.text
+        if text.cls_emb is not None or text.use_pad_mask or text.output_tokens:
+            return None
+        tower = _CausalTextTower(
+            text.token_embedding,
+            text.positional_embedding,
+            text.transformer,
+            text.ln_final,
+            text.attn_mask,
+            text.pool_type,
+            text.eos_id,
+            text.text_projection,
+        )
+    else:
+        return None
+    if tower.attn_mask is None or tower.pool_type not in ("argmax", "eos"):
+        return None
+    return tower
 
 
 class TextEmbedder(TextEncoder):
@@ -147,12 +239,50 @@ class TextEmbedder(TextEncoder):
         return int(getter())
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        vectors = self._load().encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
-        )
+        model = self._load()
+        with torch.inference_mode():
+            vectors = model.encode(
+                list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+            )
         return np.asarray(vectors, dtype=np.float32)
+
+
+_threads_lock = threading.Lock()
+_threads_users = 0
+_threads_before = 0
+
+
+@contextmanager
+def query_threads(n: int = 1) -> Iterator[None]:
+    """torch on `n` intra-op threads inside the block (for encoding a question), as before after the last of
+    concurrent blocks ends; nothing when torch is not imported (an encoder without torch).
+
+    A question is one sequence of ~10 tokens: splitting each small op over threads costs more than it saves, and a
+    search runs its two encoders concurrently, one core each. Measured on the 2-core machine (bench/retrieval.py,
+    MiniLM + CLIP ViT-B-32 text tower): 2 threads per op were several times slower at p95 than 1 whenever other
+    work shared the cores, as the local Weaviate does. torch's thread count is the process's, so concurrent blocks
+    (a REST server's searches) share one setting: the first sets it, the last restores it."""
+    global _threads_users, _threads_before
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_before = torch.get_num_threads()
+            torch.set_num_threads(min(n, _threads_before))
+        _threads_users += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_before)
 
 
 def _dtype(model: Any) -> Any:

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmrag.core.client import connect
 from mmrag.core.console import progress_bar
 from mmrag.core.settings import Settings
-from mmrag.indexer.embedders import ImageEncoder, TextEncoder, embedders_for
-from mmrag.indexer.extract import ExtractOptions
-from mmrag.indexer.pipeline import Describer, Indexer, IndexReport, Progress
 from mmrag.indexer.store import CollectionStats, Store
+
+if TYPE_CHECKING:  # the models (torch) load with index_paths only: stats and deletes start in a fraction of a second
+    from mmrag.indexer.embedders import ImageEncoder, TextEncoder
+    from mmrag.indexer.pipeline import Describer, IndexReport, Progress
 
 
 def index_paths(
@@ -29,8 +31,12 @@ def index_paths(
 
     `embedders` lets a long-lived caller (the UI) reuse its loaded models instead of loading them again;
     `describer` (the command layer builds it from the VLM) writes each chart's description into its caption."""
+    from mmrag.indexer.embedders import embedders_for
+    from mmrag.indexer.extract import ExtractOptions
+    from mmrag.indexer.pipeline import Indexer
+
     clip, text = embedders or embedders_for(settings)
-    with connect(settings) as client:
+    with connect(settings, start_local=True) as client:
         indexer = Indexer(
             Store(client, settings.collection),
             clip,
@@ -70,7 +76,35 @@ def delete_collection(settings: Settings) -> int:
         return Store(client, settings.collection).drop()
 
 
-def delete_source(settings: Settings, source: Path) -> int:
-    """Delete the objects of a source file, or of every file indexed under a folder."""
-    with connect(settings) as client:
-        return Store(client, settings.collection).delete_under(str(Path(source).expanduser().resolve()))
+def delete_source(settings: Settings, source: Path | str) -> int:
+    """Delete the objects of a source file, of every file indexed under a folder, or of every file matching an
+    absolute glob (`*`, `?`); a path is resolved against the current folder."""
+    from mmrag.indexer.store import Store
+
+    pattern = str(source) if str(source).startswith("/") else str(Path(source).expanduser().resolve())
+    with connect(settings, start_local=False) as client:
+        return Store(client, settings.collection).delete_under(pattern)
+
+
+def list_collections(settings: Settings) -> list[CollectionStats]:
+    """Every collection mmrag built on the settings' server, with its objects and models (never starts a server)."""
+    from mmrag.indexer.store import list_collections as listed
+
+    with connect(settings, start_local=False) as client:
+        return listed(client)
+
+
+def show_collection(settings: Settings, name: str) -> CollectionStats:
+    """One collection's objects (in all and by kind) and models (never starts a server)."""
+    from mmrag.indexer.store import Store
+
+    with connect(settings, start_local=False) as client:
+        return Store(client, name).stats()
+
+
+def drop_collection(settings: Settings, name: str) -> int:
+    """Delete a collection, schema included; how many objects it held (never starts a server)."""
+    from mmrag.indexer.store import Store
+
+    with connect(settings, start_local=False) as client:
+        return Store(client, name).drop()

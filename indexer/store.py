@@ -124,7 +124,9 @@ class Where:
     kinds: tuple[str, ...] = ()
     """Objects of one of these kinds; none: any kind."""
     source_prefix: str | None = None
-    """Objects whose `source` starts with it, or, when it is an absolute path, whose `source_path` does."""
+    """An absolute path: the objects of that file or of every file under that folder; an absolute glob (`*`, `?`;
+    `*` also matches `/`): the objects of the files whose `source_path` matches; a relative text: the objects whose
+    `source` (relative to the folder indexed) starts with it."""
     label: str | None = None
     """Figures and tables with this label ('Figure 2')."""
 
@@ -402,10 +404,12 @@ class Store:
         return deleted
 
     def delete_under(self, path: str) -> int:
-        """Delete the objects of the source file at this absolute path, or of every file under this folder."""
+        """Delete the objects of the source file at this absolute path, of every file under this folder, or of
+        every file matching this absolute glob (see `Where.source_prefix`)."""
         self.require()
-        exact = Filter.by_property("source_path").equal(path)
-        return self._delete_where(exact | Filter.by_property("source_path").like(path.rstrip("/") + "/*"))
+        if not path.startswith("/"):
+            raise MmragError(f"not an absolute path: {path}")
+        return self._delete_where(_source_filter(path))
 
     def drop(self) -> int:
         """Delete the whole collection, schema included; how many objects it held."""
@@ -432,13 +436,33 @@ def _filter(where: Where) -> Any:
     if where.kinds:
         clauses.append(Filter.by_property("kind").contains_any(list(where.kinds)))
     if where.source_prefix:
-        prop = "source_path" if where.source_prefix.startswith("/") else "source"
-        clauses.append(Filter.by_property(prop).like(where.source_prefix.rstrip("*") + "*"))
+        clauses.append(_source_filter(where.source_prefix))
     if where.label is not None:
         clauses.append(Filter.by_property("label").equal(where.label))
     if not clauses:
         return None
     return Filter.all_of(clauses) if len(clauses) > 1 else clauses[0]
+
+
+def _source_filter(pattern: str) -> Any:
+    """See `Where.source_prefix`."""
+    if not pattern.startswith("/"):
+        return Filter.by_property("source").like(pattern.rstrip("*") + "*")
+    if any(c in pattern for c in "*?"):
+        return Filter.by_property("source_path").like(pattern.replace("**", "*"))
+    path = pattern.rstrip("/") or "/"
+    exact = Filter.by_property("source_path").equal(path)
+    return exact | Filter.by_property("source_path").like(path.rstrip("/") + "/*")
+
+
+def list_collections(client: weaviate.WeaviateClient) -> list[CollectionStats]:
+    """Every collection mmrag built on this server, by name, with its objects (in all and by kind) and models."""
+    try:
+        configs = client.collections.list_all(simple=True)
+    except WeaviateBaseError as e:
+        raise _unavailable(e) from e
+    ours = sorted(name for name, c in configs.items() if CollectionInfo.from_description(c.description) is not None)
+    return [Store(client, name).stats() for name in ours]
 
 
 def _hit(obj: Any, score: float | None = None) -> Hit:

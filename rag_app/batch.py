@@ -1,5 +1,10 @@
 """`mmrag batch`: many questions in, one JSON line per question out; resumable, one bad row never stops the run.
 
+Resuming: a row whose line in the output is an answer is done; a row whose line is an error is not (the run counts
+it as still failed, and `retry_failed` answers it again). A retried row's new line is appended; when the file is read
+back the last line of a row wins, and at the end of a run that retried rows the file is rewritten (atomically: a new
+file renamed over the old) with one line per row, so no answer is lost and none is duplicated.
+
 A row's own problem (bad JSON, a missing id, a question that is not a string) is written as an error line and the run
 goes on. A problem of the infrastructure (Weaviate unreachable, a model unavailable) is retried briefly and then
 stops the run: the rows it hit are not written, so the next run answers them.
@@ -13,6 +18,8 @@ import math
 import os
 import time
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +82,10 @@ class BatchSummary:
     correct: int = 0
     graded: int = 0
     seconds: float = 0.0
+    still_failed: int = 0
+    """Rows whose earlier answer is an error, left as they are (not retried)."""
+    retried: int = 0
+    """Rows whose earlier answer was an error, answered again."""
     errors: list[str] = field(default_factory=list)
     duplicates: list[Duplicate] = field(default_factory=list)
     """Rows whose id an earlier row has: not answered (the first row with the id is)."""
@@ -110,6 +121,8 @@ class BatchSummary:
             "answered": self.answered,
             "abstained": self.abstained,
             "failed": self.failed,
+            "retried": self.retried,
+            "still_failed": self.still_failed,
             "questions_per_s": round(self.questions_per_second, 3),
             "relaxed_accuracy": self.accuracy,
             "graded": self.graded,
@@ -202,10 +215,11 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def done_keys(out: Path) -> set[RowKey]:
-    """Rows already written to `out`; a last line cut short by a kill is removed so the file stays valid JSONL."""
+def read_answers(out: Path) -> dict[RowKey, dict[str, Any]]:
+    """The answers file's records by row, the last line of a row winning (a retried row's new line supersedes its
+    error); a last line cut short by a kill is removed so the file stays valid JSONL."""
     if not out.exists():
-        return set()
+        return {}
     try:
         data = out.read_bytes()
         complete = data[: data.rfind(b"\n") + 1]
@@ -215,21 +229,46 @@ def done_keys(out: Path) -> set[RowKey]:
         text = complete.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot resume from {out}: {e}") from e
-    keys: set[RowKey] = set()
+    records: dict[RowKey, dict[str, Any]] = {}
     for _, record in json_lines(text.split("\n")):
-        try:
-            row_id, row_line = record["id"], record.get("line")
-        except (KeyError, TypeError, AttributeError):  # a JsonLineError, or not an object of ours
-            continue
-        if isinstance(row_id, str | int) and not isinstance(row_id, bool):
-            keys.add(("id", str(row_id)))
-        elif row_id is None and isinstance(row_line, int):
-            keys.add(("line", row_line))
-    return keys
+        key = _record_key(record)
+        if key is not None:
+            records.pop(key, None)  # the row moves to where its latest line is
+            records[key] = record
+    return records
 
 
-def plan(rows: list[Row], done: set[RowKey], summary: BatchSummary) -> list[Row]:
-    """The rows still to answer: each id once (its first row), none already in the output."""
+def _record_key(record: Any) -> RowKey | None:
+    try:
+        row_id, row_line = record["id"], record.get("line")
+    except (KeyError, TypeError, AttributeError):  # a JsonLineError, or not an object of ours
+        return None
+    if isinstance(row_id, str | int) and not isinstance(row_id, bool):
+        return ("id", str(row_id))
+    if row_id is None and isinstance(row_line, int):
+        return ("line", row_line)
+    return None
+
+
+def done_keys(out: Path) -> set[RowKey]:
+    """Rows answered in `out` (their latest line is not an error)."""
+    return {key for key, record in read_answers(out).items() if record.get("error") is None}
+
+
+def failed_keys(out: Path) -> set[RowKey]:
+    """Rows whose latest line in `out` is an error."""
+    return {key for key, record in read_answers(out).items() if record.get("error") is not None}
+
+
+def plan(
+    rows: list[Row],
+    done: AbstractSet[RowKey],
+    summary: BatchSummary,
+    failed: AbstractSet[RowKey] = frozenset(),
+    retry: bool = False,
+) -> list[Row]:
+    """The rows still to answer: each id once (its first row), none already answered, and the failed ones only
+    when retrying."""
     first_line: dict[RowKey, int] = {}
     todo = []
     for row in rows:
@@ -237,10 +276,25 @@ def plan(rows: list[Row], done: set[RowKey], summary: BatchSummary) -> list[Row]
             summary.duplicates.append(Duplicate(row.id, row.line, first_line[row.key]))
         elif row.key in done:
             summary.skipped += 1
+        elif row.key in failed and not retry:
+            summary.still_failed += 1
         else:
+            summary.retried += row.key in failed
             todo.append(row)
         first_line.setdefault(row.key, row.line)
     return todo
+
+
+def compact(out: Path) -> None:
+    """Rewrite `out` with one line per row (its latest), atomically: a crash leaves the old file or the new one."""
+    records = read_answers(out)
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for record in records.values():
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(out)
 
 
 def run_batch(
@@ -251,13 +305,20 @@ def run_batch(
     adapter: str | None = None,
     batch_size: int = 4,
     retrieval_only: bool = False,
+    retry_failed: bool = False,
+    kinds: tuple[str, ...] = (),
+    source_prefix: str | None = None,
     progress: bool = False,
 ) -> BatchSummary:
+    """Answer the rows of `questions` not yet answered in `out` (and, with `retry_failed`, those whose answer there
+    is an error); `kinds` and `source_prefix` filter every row's retrieval (a row's own `source` wins)."""
     from mmrag.rag_app.service import make_generator, open_chain
 
     rows = list(read_rows(questions))
     summary = BatchSummary(total=len(rows))
-    todo = plan(rows, done_keys(out), summary)
+    written = read_answers(out)
+    done = {key for key, record in written.items() if record.get("error") is None}
+    todo = plan(rows, done, summary, set(written) - done, retry=retry_failed)
     started = time.perf_counter()
     if adapter is not None:
         settings = settings.model_copy(update={"adapter": adapter})
@@ -266,13 +327,14 @@ def run_batch(
     with (
         quick_grpc_retries(),  # then the group is retried once
         open_chain(settings, retrieval_only=retrieval_only, generator=generator) as chain,
+        _compacted(out, summary),
         out.open("a", encoding="utf-8") as sink,
         progress_bar("answering", len(todo), show=progress) as bar,
     ):
         for start in range(0, len(todo), batch_size):
             group = todo[start : start + batch_size]
             try:
-                records = _answer_with_retry(chain, group)
+                records = _answer_with_retry(chain, group, kinds, source_prefix)
             except INFRASTRUCTURE_ERRORS as e:
                 raise _stopped(e, out, left=len(todo) - start) from e
             for record in records:
@@ -295,15 +357,29 @@ def _stopped(error: Exception, out: Path, left: int) -> BatchStoppedError:
     )
 
 
-def _answer_with_retry(chain: RagChain, group: list[Row]) -> list[dict[str, Any]]:
+@contextmanager
+def _compacted(out: Path, summary: BatchSummary) -> Iterator[None]:
+    """On leaving (even after an error), rewrite `out` with one line per row when rows were retried."""
     try:
-        return _answer_group(chain, group)
+        yield
+    finally:
+        if summary.retried:
+            compact(out)
+
+
+def _answer_with_retry(
+    chain: RagChain, group: list[Row], kinds: tuple[str, ...] = (), source_prefix: str | None = None
+) -> list[dict[str, Any]]:
+    try:
+        return _answer_group(chain, group, kinds, source_prefix)
     except INFRASTRUCTURE_ERRORS:
         time.sleep(RETRY_PAUSE_S)
-        return _answer_group(chain, group)
+        return _answer_group(chain, group, kinds, source_prefix)
 
 
-def _answer_group(chain: RagChain, group: list[Row]) -> list[dict[str, Any]]:
+def _answer_group(
+    chain: RagChain, group: list[Row], kinds: tuple[str, ...] = (), source_prefix: str | None = None
+) -> list[dict[str, Any]]:
     """One record per row; an infrastructure error escapes, so that no row of the group is written."""
     prepared: dict[int, Prepared] = {}
     errors: dict[int, str] = {}
@@ -312,7 +388,8 @@ def _answer_group(chain: RagChain, group: list[Row]) -> list[dict[str, Any]]:
             errors[i] = row.error
             continue
         try:
-            prepared[i] = chain.prepare(row.question, chain.options.replace(source_prefix=row.source))
+            options = chain.options.replace(kinds=kinds, source_prefix=row.source or source_prefix)
+            prepared[i] = chain.prepare(row.question, options)
         except INFRASTRUCTURE_ERRORS:
             raise
         except MmragError as e:

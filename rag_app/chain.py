@@ -135,18 +135,19 @@ class RagChain:
     def _request(
         self, question: str, documents: list[Document], max_images: int
     ) -> tuple[list[Source], GenerationRequest]:
-        """Images first (as many as the model takes, best first), then the rest; numbered in that order."""
-        with_pixels: list[tuple[Document, Any]] = []
-        for document in documents:
-            if len(with_pixels) >= max_images or document.metadata.get("kind") not in ("image", "page"):
+        """The sources numbered by rank (1 = best), in rank order; the prompt shows the images first (as many as
+        the model takes, best first), then the rest, each under its rank number, so an answer's [n] is the list's."""
+        sources = [Source.from_document(n, d) for n, d in enumerate(documents, start=1)]
+        with_pixels: list[tuple[Source, Any]] = []
+        for source, document in zip(sources, documents, strict=True):
+            if len(with_pixels) >= max_images or source.kind not in ("image", "page"):
                 continue
             image = self.images.load(document.metadata)
             if image is not None:
-                with_pixels.append((document, image))
-        shown = {id(d) for d, _ in with_pixels}
-        ordered = [d for d, _ in with_pixels] + [d for d in documents if id(d) not in shown]
-        sources = [Source.from_document(n, d) for n, d in enumerate(ordered, start=1)]
-        items = [s.context_item(as_image=i < len(with_pixels)) for i, s in enumerate(sources)]
+                with_pixels.append((source, image))
+        shown = {s.n for s, _ in with_pixels}
+        items = [s.context_item(as_image=True) for s, _ in with_pixels]
+        items += [s.context_item(as_image=False) for s in sources if s.n not in shown]
         images = tuple(img for _, img in with_pixels)
         return sources, GenerationRequest(question, images, tuple(items), adapter=self.adapter)
 

@@ -51,6 +51,8 @@ class GenerationRequest:
     """A whole user turn to send instead of the grounded-answer prompt (chart descriptions at index time)."""
     adapter: str | None = None
     """The LoRA adapter to answer with (a dir or ``s3://bucket/prefix``); None: the base model alone."""
+    max_new_tokens: int | None = None
+    """At most this many new tokens (a follow-up's short rewrite); None: the generator's `max_new_tokens`."""
 
     @classmethod
     def chart(
@@ -64,6 +66,8 @@ class GenerationRequest:
         visual = sum(item.kind != "text" for item in self.sources)
         if visual != len(self.images):
             raise ValueError(f"{len(self.images)} images but {visual} image/page sources: they must match")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
 
     def limited(self, max_images: int) -> GenerationRequest:
         """The request with only its first `max_images` images (and their sources; the numbers are kept)."""
@@ -157,7 +161,7 @@ class Generator:
                     self._select(request.adapter)
                     loaded.model.generate(
                         **inputs,
-                        **self._decoding(),
+                        **self._decoding(request.max_new_tokens),
                         streamer=streamer,
                         stopping_criteria=StoppingCriteriaList([_Stop(stop)]),
                     )
@@ -176,13 +180,14 @@ class Generator:
             raise failures[0]
 
     def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[str]:
-        """Answers in order; requests with the same adapter and number of images share one left-padded batch."""
+        """Answers in order; requests with the same adapter, number of images and token limit share one left-padded
+        batch."""
         fitted = [self._fit(r) for r in requests]
         if self._load().processor.tokenizer.pad_token is None:
             return [self._generate_together([r])[0] for r in fitted]
-        groups: dict[tuple[str | None, int], list[int]] = defaultdict(list)
+        groups: dict[tuple[str | None, int, int | None], list[int]] = defaultdict(list)
         for i, request in enumerate(fitted):
-            groups[request.adapter, len(request.images)].append(i)
+            groups[request.adapter, len(request.images), request.max_new_tokens].append(i)
         answers = [""] * len(fitted)
         for indices in groups.values():
             for i, answer in zip(indices, self._generate_together([fitted[i] for i in indices]), strict=True):
@@ -291,7 +296,7 @@ class Generator:
         return batch.to(loaded.device, dtype=loaded.dtype)
 
     def _generate_together(self, requests: Sequence[GenerationRequest]) -> list[str]:
-        """Answers to requests that share their adapter and number of images, in one forward batch."""
+        """Answers to requests that share their adapter, number of images and token limit, in one forward batch."""
         import torch
 
         loaded = self._load()
@@ -300,15 +305,16 @@ class Generator:
             # outside inference mode: adapter weights loaded here must stay ordinary tensors
             self._select(requests[0].adapter)
             with torch.inference_mode():
-                output = loaded.model.generate(**inputs, **self._decoding())
+                output = loaded.model.generate(**inputs, **self._decoding(requests[0].max_new_tokens))
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         tokenizer = loaded.processor.tokenizer
         return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in new_tokens]
 
-    def _decoding(self) -> dict[str, Any]:
+    def _decoding(self, max_new_tokens: int | None = None) -> dict[str, Any]:
         tokenizer = self._load().processor.tokenizer
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        return {"max_new_tokens": self.max_new_tokens, "do_sample": False, "num_beams": 1, "pad_token_id": pad}
+        limit = max_new_tokens or self.max_new_tokens
+        return {"max_new_tokens": limit, "do_sample": False, "num_beams": 1, "pad_token_id": pad}
 
 
 class _Stop:

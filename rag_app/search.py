@@ -17,10 +17,10 @@ import dataclasses
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from mmrag.core.errors import ConfigError
-from mmrag.indexer.embedders import ImageEncoder, TextEncoder
+from mmrag.indexer.embedders import ImageEncoder, TextEncoder, query_threads
 from mmrag.indexer.items import Kind
 from mmrag.indexer.store import CLIP_VECTOR, TEXT_VECTOR, Hit, Store, Where
 
@@ -32,6 +32,7 @@ RRF_K = 60
 _VISUAL = ("image", "page")
 _SIGNALS = {"text": "text_similarity", "clip": "clip_similarity", "bm25": "bm25"}
 """Each signal's list, and the field of `Ranked` that keeps its raw score."""
+_T = TypeVar("_T")
 
 
 class UnknownOptionError(ConfigError, TypeError):
@@ -86,13 +87,20 @@ class Ranked:
 
 
 class Searcher:
-    """Embeds the query once per signal and asks the store; cheap to build, models load on first search."""
+    """Embeds the query once per signal and asks the store; cheap to build, models load on first search.
 
-    def __init__(self, store: Store, clip: ImageEncoder, text: TextEncoder, candidates: int = 20) -> None:
+    The two encoders run at once (CLIP's in a pool thread: torch releases the GIL), each on one torch thread
+    (`query_threads`), and each query goes to the store as soon as its vector is ready; `concurrent=False` encodes
+    one after the other (for comparison)."""
+
+    def __init__(
+        self, store: Store, clip: ImageEncoder, text: TextEncoder, candidates: int = 20, *, concurrent: bool = True
+    ) -> None:
         self.store = store
         self.clip = clip
         self.text = text
         self.candidates = candidates
+        self.concurrent = concurrent
         self._pool: ThreadPoolExecutor | None = None
 
     def search(self, query: str, options: SearchOptions) -> list[Ranked]:
@@ -101,22 +109,31 @@ class Searcher:
         where = Where(kinds=options.kinds, source_prefix=options.source_prefix)
         # The (up to three) queries run concurrently: latency is the slowest one, not their sum.
         futures: dict[str, Future[list[Hit]]] = {}
-        if options.mode in ("text", "hybrid"):
-            vector = self.text.encode_texts([query])[0].tolist()
-            futures["text"] = self._submit(self.store.near_vector, vector, TEXT_VECTOR, limit, where)
-            futures["bm25"] = self._submit(self.store.bm25, query, limit, where)
-        if options.mode in ("image", "hybrid"):
-            visual = clip_kinds(options)
+        with query_threads():
+            clip_vector: Future[list[float]] | None = None
+            visual = clip_kinds(options) if options.mode in ("image", "hybrid") else None
             if visual is not None:
-                vector = self.clip.encode_texts([query])[0].tolist()
-                where = dataclasses.replace(where, kinds=visual)
-                futures["clip"] = self._submit(self.store.near_vector, vector, CLIP_VECTOR, limit, where)
-        return fuse({name: future.result() for name, future in futures.items()})[: options.k]
+                clip_where = dataclasses.replace(where, kinds=visual)
+                clip_vector = self._submit(_vector, self.clip, query)
+                if not self.concurrent:
+                    clip_vector.result()
+            if options.mode in ("text", "hybrid"):
+                futures["bm25"] = self._submit(self.store.bm25, query, limit, where)
+                vector = _vector(self.text, query)
+                futures["text"] = self._submit(self.store.near_vector, vector, TEXT_VECTOR, limit, where)
+            if clip_vector is not None:
+                vector = clip_vector.result()
+                futures["clip"] = self._submit(self.store.near_vector, vector, CLIP_VECTOR, limit, clip_where)
+        return fuse({name: futures[name].result() for name in ("text", "bm25", "clip") if name in futures})[: options.k]
 
-    def _submit(self, query: Callable[..., list[Hit]], *args: Any) -> Future[list[Hit]]:
+    def _submit(self, work: Callable[..., _T], *args: Any) -> Future[_T]:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="mmrag-search")
-        return self._pool.submit(query, *args)
+            self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mmrag-search")
+        return self._pool.submit(work, *args)
+
+
+def _vector(encoder: TextEncoder, query: str) -> list[float]:
+    return encoder.encode_texts([query])[0].tolist()
 
 
 def clip_kinds(options: SearchOptions) -> tuple[str, ...] | None:

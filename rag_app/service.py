@@ -58,21 +58,29 @@ def open_chain(
     settings: Settings, *, retrieval_only: bool = False, generator: Generator | None = None
 ) -> Iterator[RagChain]:
     """A chain over the settings' collection (checked to exist), closed on exit."""
-    clip, text = embedders_for(settings)
     if not retrieval_only:
         generator = generator or make_generator(settings)
         if settings.adapter is not None:
             generator.resolve_adapter(settings.adapter)  # a wrong adapter is told before anything connects
-    with connect(settings) as client:
+    with connect(settings) as client:  # a reader: a local server that is down is an error, never started here
+        clip, text = embedders_for(settings)
         yield build_chain(settings, client, clip, text, None if retrieval_only else generator)
 
 
-def ask(settings: Settings, question: str, *, retrieval_only: bool = False, adapter: str | None = None) -> Answer:
+def ask(
+    settings: Settings,
+    question: str,
+    *,
+    retrieval_only: bool = False,
+    adapter: str | None = None,
+    kinds: Sequence[str] = (),
+    source_prefix: str | None = None,
+) -> Answer:
     check_question(question)
     if adapter is not None:
         settings = settings.model_copy(update={"adapter": adapter})
     with open_chain(settings, retrieval_only=retrieval_only) as chain:
-        return chain.ask(question)
+        return chain.ask(question, chain.options.replace(kinds=tuple(kinds), source_prefix=source_prefix))
 
 
 def search(

@@ -45,6 +45,7 @@ class Source:
     """One numbered source: what the answer's [n] markers refer to, and where it is in its file."""
 
     n: int
+    """Its rank among the sources of a search or an answer: 1 is the best."""
     id: str
     kind: str
     source: str
@@ -84,19 +85,26 @@ class Source:
         )
 
     @property
+    def path(self) -> str:
+        """The file as shown: relative to the current folder when it is under it, else absolute (`source`, relative
+        to whichever folder was indexed, can name two files alike)."""
+        return shown_path(self.source_path) if self.source_path else self.source
+
+    @property
     def label(self) -> str:
         """`report.pdf p.4, Figure 2: Revenue by region`, `report.pdf p.3, Table 1: Headcount`, `report.pdf p.2`,
-        `charts/q4.png`, or `notes.md: market_share.png` for an unlabelled figure shown by a document."""
-        where = f"{self.source} p.{self.page}" if self.page else self.source
+        `charts/q4.png`, or `notes.md: market_share.png` for an unlabelled figure shown by a document (the file as
+        `path` shows it)."""
+        where = f"{self.path} p.{self.page}" if self.page else self.path
         if self.figure_label:
             return f"{where}, {titled(self.figure_label, self.caption)}"
         if self.bbox is not None and self.kind in ("image", "table"):
             return f"{where}, {'table' if self.kind == 'table' else 'figure'}"
         if self.page:
             return where
-        if self.kind == "image" and self.image_path and not self.source.endswith(Path(self.image_path).name):
-            return f"{self.source}: {Path(self.image_path).name}"
-        return self.source
+        if self.kind == "image" and self.image_path and not self.path.endswith(Path(self.image_path).name):
+            return f"{self.path}: {Path(self.image_path).name}"
+        return self.path
 
     @property
     def image(self) -> str | None:
@@ -146,6 +154,7 @@ class Source:
             "kind": self.kind,
             "source": self.source,
             "source_path": self.source_path,
+            "path": self.path,
             "page": self.page,
             "label": self.label,
             "figure_label": self.figure_label,
@@ -158,6 +167,14 @@ class Source:
             "clip_similarity": _rounded(self.clip_similarity),
             "bm25": _rounded(self.bm25),
         }
+
+
+def shown_path(source_path: str) -> str:
+    """An absolute path as shown: relative to the current folder when under it, else as it is."""
+    try:
+        return Path(source_path).relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return source_path
 
 
 def titled(label: str, caption: str | None, limit: int = 60) -> str:

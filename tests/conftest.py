@@ -16,7 +16,7 @@ import pytest
 from mmrag.core.server import LocalWeaviate, binary_path, free_port
 from mmrag.core.settings import Settings
 from mmrag.core.tiny import ensure_tiny_models, tiny_vlm_dir
-from tests.helpers import CACHE_DIR
+from tests.helpers import CACHE_DIR, clear_mmrag_env
 
 
 def _in_ci() -> bool:
@@ -48,9 +48,7 @@ def weaviate_server(weaviate_binary: Path, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture
 def settings(weaviate_server: LocalWeaviate, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Tiny profile, the session's Weaviate, and a collection of this test's own."""
-    for key in list(os.environ):
-        if key.startswith("MMRAG_"):
-            monkeypatch.delenv(key)
+    clear_mmrag_env(monkeypatch)
     return Settings(
         profile="tiny",
         data_dir=weaviate_server.root.parent,

@@ -12,11 +12,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import weaviate
 import weaviate.classes as wvc
 
 from mmrag.core.server import LocalWeaviate, binary_path, free_port
+from mmrag.core.setting_sources import CONFIG_VAR, ENV_FILE_VAR
 from mmrag.core.settings import Settings, load_settings
+
+NO_SETTINGS_FILES = {ENV_FILE_VAR: "", CONFIG_VAR: ""}
+"""A `.env` or `mmrag.toml` in the current folder (the repo root under pytest) would reach every test and every
+`mmrag` command the tests start: the suite reads neither (set here, before anything reads settings; `cli_env` and
+`clear_mmrag_env` keep it), and a test that wants a file names it."""
+os.environ.update(NO_SETTINGS_FILES)
 
 CACHE_DIR = load_settings().cache_dir
 """Rebuildable things (the Weaviate binary, tiny checkpoints) live in the user's cache across test runs."""
@@ -62,7 +70,7 @@ def private_weaviate(work: Path) -> Iterator[tuple[Settings, LocalWeaviate]]:
 
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment that makes the `mmrag` command use these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MMRAG_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MMRAG_")} | NO_SETTINGS_FILES
     env.update(
         MMRAG_PROFILE=settings.profile,
         MMRAG_DATA_DIR=str(settings.data_dir),
@@ -77,9 +85,17 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the installed `mmrag` command as a user would."""
-    return subprocess.run([MMRAG_SCRIPT, *args], env=env, capture_output=True, text=True, timeout=timeout)
+def run_cli(
+    env: dict[str, str], *args: str, timeout: float = 300, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `mmrag` command as a user would (in `cwd`, by default this process's current folder)."""
+    return subprocess.run([MMRAG_SCRIPT, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def clear_mmrag_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset every MMRAG_* variable for this test, except the ones that keep settings files out of the suite."""
+    for key in [k for k in os.environ if k.startswith("MMRAG_") and k not in NO_SETTINGS_FILES]:
+        monkeypatch.delenv(key)
 
 
 def one_object_collection(client: weaviate.WeaviateClient, name: str, text: str = "kept") -> tuple[Any, str]:
@@ -98,6 +114,7 @@ SOURCE_KEYS = {
     "kind",
     "source",
     "source_path",
+    "path",
     "page",
     "label",
     "figure_label",

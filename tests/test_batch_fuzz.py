@@ -12,7 +12,17 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mmrag.core.errors import ConfigError
-from mmrag.rag_app.batch import BatchSummary, Row, done_keys, output_record, plan, read_rows
+from mmrag.rag_app.batch import (
+    BatchSummary,
+    Row,
+    compact,
+    done_keys,
+    failed_keys,
+    output_record,
+    plan,
+    read_answers,
+    read_rows,
+)
 
 pytestmark = pytest.mark.slow  # fuzzed questions files
 
@@ -73,7 +83,8 @@ def check(rows: list[Row] | None) -> None:
 
 
 def check_resume(rows: list[Row]) -> None:
-    """Written once, every planned row is known as done, and nothing else is."""
+    """Written once, every planned row is read back; the answered ones are done, the failed ones are not: a rerun
+    leaves them (counted as still failed) and a retry plans exactly them."""
     summary = BatchSummary(total=len(rows))
     todo = plan(rows, set(), summary)
     assert len(todo) + len(summary.duplicates) == len(rows)
@@ -82,10 +93,16 @@ def check_resume(rows: list[Row]) -> None:
         out = Path(tmp) / "answers.jsonl"
         with out.open("w", encoding="utf-8") as f:
             for row in todo:
-                f.write(json.dumps(output_record(row, None, row.error or "not answered"), ensure_ascii=False) + "\n")
-        assert done_keys(out) == {row.key for row in todo}
-        again = plan(rows, done_keys(out), BatchSummary())
-    assert again == []
+                f.write(json.dumps(output_record(row, None, row.error), ensure_ascii=False) + "\n")
+        assert set(read_answers(out)) == {row.key for row in todo}
+        done = done_keys(out)
+        assert done == {row.key for row in todo if row.error is None}
+        failed = set(read_answers(out)) - done
+        rerun = BatchSummary()
+        assert plan(rows, done, rerun, failed) == [] and rerun.still_failed == len(failed)
+        retry = BatchSummary()
+        assert {row.key for row in plan(rows, done, retry, failed, retry=True)} == failed == set(failed_keys(out))
+        assert retry.retried == len(failed)
 
 
 @settings(max_examples=200, deadline=None)
@@ -131,4 +148,16 @@ def test_resume_knows_rows_whose_text_holds_unicode_line_separators(tmp_path: Pa
     rows = [Row(line=1, id="a", question="rain\u2028in Seattle"), Row(line=2, id=None, question="sun\x85shine")]
     out = tmp_path / "answers.jsonl"
     out.write_text("".join(json.dumps(output_record(r, None, "x"), ensure_ascii=False) + "\n" for r in rows), "utf-8")
-    assert done_keys(out) == {row.key for row in rows}
+    assert set(read_answers(out)) == failed_keys(out) == {row.key for row in rows}
+
+
+def test_a_retried_rows_new_line_supersedes_its_error_and_compaction_keeps_one_line_per_row(tmp_path: Path) -> None:
+    a, b = Row(line=1, id="a", question="rain?"), Row(line=2, id="b", question="sun?")
+    out = tmp_path / "answers.jsonl"
+    records = [output_record(a, None, "the model failed"), output_record(b, None, None), output_record(a, None, None)]
+    out.write_text("".join(json.dumps(r) + "\n" for r in records), "utf-8")
+    assert done_keys(out) == {a.key, b.key} and failed_keys(out) == set()
+    compact(out)
+    kept = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
+    assert [(r["id"], r["error"]) for r in kept] == [("b", None), ("a", None)]
+    assert not list(tmp_path.glob("*.tmp"))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import SecretStr
 
@@ -15,6 +17,14 @@ def test_unreachable_url_is_one_clear_error(settings: Settings) -> None:
     bad = settings.model_copy(update={"weaviate_url": url})
     with pytest.raises(WeaviateUnavailableError, match=f"cannot reach Weaviate at {url}.*MMRAG_WEAVIATE_URL"):
         connect(bad)
+
+
+def test_a_reader_never_starts_the_local_server(tmp_path: Path) -> None:
+    stopped = Settings(data_dir=tmp_path, weaviate_http_port=free_port(), weaviate_grpc_port=free_port())
+    port = stopped.weaviate_http_port
+    with pytest.raises(WeaviateUnavailableError, match=rf"^the local Weaviate \(127.0.0.1:{port}\) is not running"):
+        connect(stopped)
+    assert list(tmp_path.iterdir()) == []  # no pid file, no API key, no database
 
 
 def test_malformed_url_is_a_config_error(settings: Settings) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +12,17 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from mmrag.commands.sample_corpus import write_sample_corpus
 from mmrag.core.client import connect
+from mmrag.core.models import resolve_models
+from mmrag.core.server import LocalWeaviate
 from mmrag.core.settings import Settings
-from mmrag.indexer.embedders import ImageEncoder, TextEncoder
+from mmrag.indexer.embedders import ClipEmbedder, ImageEncoder, TextEmbedder, TextEncoder, embedders_for
 from mmrag.indexer.pipeline import Indexer
 from mmrag.indexer.store import CollectionInfo, Store
 from mmrag.rag_app.search import Mode, Searcher, SearchOptions
+from tests.corpus import write_known_corpus
+from tests.helpers import module_settings
 
 COLOURS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0), "yellow": (1.0, 1.0, 0.0)}
 
@@ -123,3 +128,108 @@ def test_colour_encoder_puts_images_and_words_in_one_space(tmp_path: Path) -> No
     images = [Image.open(tmp_path / f"{colour}.png") for colour in COLOURS]
     similarity = encoder.encode_texts(list(COLOURS)) @ encoder.encode_images(encoder.prepare(images)).T
     assert list(similarity.argmax(axis=1)) == list(range(len(COLOURS)))
+
+
+# The CLIP text tower cut short at the last token (indexer.embedders.encode_clip_text) gives the full-length vectors.
+
+QUESTIONS = [
+    "",
+    "revenue",
+    "What was the revenue in the second quarter of 2023, compared with the year before?",
+    "a very long question " * 30,  # past the 77-token context: truncated, the end-of-text token at the last position
+]
+
+
+def _text_only_clip(text_cfg: dict[str, Any], custom: bool = False) -> Any:
+    """An open_clip model with random weights: this text tower and a token vision tower (unused)."""
+    import open_clip
+    import torch
+
+    torch.manual_seed(0)
+    vision = {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 32}
+    kind = open_clip.CustomTextCLIP if custom else open_clip.CLIP
+    return kind(embed_dim=64, vision_cfg=vision, text_cfg=text_cfg).eval()
+
+
+def _vit_b_32_text() -> dict[str, Any]:
+    import open_clip
+
+    return dict(open_clip.get_model_config("ViT-B-32")["text_cfg"])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: _text_only_clip(_vit_b_32_text()), id="ViT-B-32 text tower"),
+        pytest.param(
+            lambda: _text_only_clip({"width": 64, "heads": 2, "layers": 2, "pool_type": "eos", "eos_id": 49407}, True),
+            id="custom text tower, eos pooling",
+        ),
+    ],
+)
+def test_clip_text_cut_short_equals_full_length(make: Any) -> None:
+    import open_clip
+    import torch
+
+    from mmrag.indexer.embedders import _causal_text_tower, encode_clip_text
+
+    model = make()
+    assert _causal_text_tower(model) is not None  # the short path is taken
+    tokens = open_clip.get_tokenizer("ViT-B-32")(QUESTIONS)
+    with torch.inference_mode():
+        full, short = model.encode_text(tokens), encode_clip_text(model, tokens)
+        one = torch.cat([encode_clip_text(model, tokens[i : i + 1]) for i in range(len(QUESTIONS))])
+    assert torch.allclose(short, full, atol=1e-5, rtol=1e-4)
+    assert torch.allclose(one, full, atol=1e-5, rtol=1e-4)  # alone, a question runs only its own tokens
+
+
+def test_a_text_tower_that_is_not_causal_runs_in_full() -> None:
+    import open_clip
+    import torch
+
+    from mmrag.indexer.embedders import _causal_text_tower, encode_clip_text
+
+    model = _text_only_clip({"width": 64, "heads": 2, "layers": 2, "no_causal_mask": True}, custom=True)
+    assert _causal_text_tower(model) is None
+    tokens = open_clip.get_tokenizer("ViT-B-32")(QUESTIONS[:3])
+    with torch.inference_mode():
+        assert torch.equal(encode_clip_text(model, tokens), model.encode_text(tokens))
+
+
+def test_tiny_clip_vectors_are_the_same_cut_short(settings: Settings) -> None:
+    ids = resolve_models(settings)
+    fast = ClipEmbedder(ids.clip_model, ids.clip_pretrained, "cpu")
+    full = ClipEmbedder(ids.clip_model, ids.clip_pretrained, "cpu", truncate_text=False)
+    assert np.allclose(fast.encode_texts(QUESTIONS), full.encode_texts(QUESTIONS), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def searched(
+    weaviate_server: LocalWeaviate, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Settings, Store]]:
+    """A collection indexed with the tiny profile's real encoders: a known corpus and the sample corpus."""
+    settings = module_settings(weaviate_server, "Enc")
+    root = tmp_path_factory.mktemp("ranked")
+    write_known_corpus(root / "known")
+    write_sample_corpus(root / "sample")
+    with connect(settings) as client:
+        store = Store(client, settings.collection)
+        Indexer(store, *embedders_for(settings), workers=0).run([root])
+        yield settings, store
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "image", "text"])
+def test_fast_search_ranks_as_the_plain_path(searched: tuple[Settings, Store], mode: Mode) -> None:
+    # Plain: CLIP's text tower over all 77 positions, the encoders one after the other (the path before this change).
+    settings, store = searched
+    ids = resolve_models(settings)
+    text = TextEmbedder(ids.text_model, "cpu")
+    fast = Searcher(store, ClipEmbedder(ids.clip_model, ids.clip_pretrained, "cpu"), text)
+    full_clip = ClipEmbedder(ids.clip_model, ids.clip_pretrained, "cpu", truncate_text=False)
+    plain = Searcher(store, full_clip, text, concurrent=False)
+    queries = ["revenue by quarter", "a chart of temperatures", "how do tides work", "headcount", "baking bread"]
+    for query in queries:
+        options = SearchOptions(k=10, mode=mode)
+        ranked = fast.search(query, options)
+        assert len(ranked) >= 3
+        assert [r.hit.id for r in ranked] == [r.hit.id for r in plain.search(query, options)], query

@@ -207,7 +207,7 @@ def test_kill_mid_run_then_rerun_gives_exact_objects(settings: Settings, tmp_pat
 def test_cli_json_summary_strict_and_unreachable_server(settings: Settings, corpus: Path) -> None:
     env = cli_env(settings)
     result = run_cli(env, "index", str(corpus / "bad"), str(corpus / "notes.md"), "--json", "--workers", "0")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # files failed; the good one is indexed all the same
     summary = json.loads(result.stdout)  # exactly one JSON object on stdout
     assert summary["files"] == {"seen": 1 + len(BAD_FILES), "indexed": 1, "unchanged": 0, "failed": len(BAD_FILES)}
     assert {f["path"] for f in summary["failures"]} == {str(corpus / n) for n in BAD_FILES}
@@ -252,7 +252,7 @@ def test_filter_by_kind_finds_pages(indexer: Indexer, store: Store, corpus: Path
     indexer.run([corpus / "report.pdf"])
     pages = store.find(Where(kinds=("page",)))
     assert {h.page for h in pages} == {1, 2} and {h.kind for h in pages} == {"page"}
-    assert {h.source for h in store.find(Where(source_prefix=str(corpus.resolve() / "report")))} == {"report.pdf"}
+    assert {h.source for h in store.find(Where(source_prefix=str(corpus.resolve() / "report*")))} == {"report.pdf"}
     assert store.find(Where(kinds=("table",))) == []
 
 

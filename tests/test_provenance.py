@@ -161,6 +161,13 @@ def test_index_summary_line() -> None:
     assert IndexReport(found=Counter(images=3)).found_line() == "0 pages, 0 figures, 0 tables, 3 images"
 
 
+def shown(source: dict[str, Any], label: str) -> str:
+    """`label` as the commands show it: the corpus is not under the current folder, so its files are named by their
+    absolute path."""
+    assert source["path"] == source["source_path"] and source["path"].endswith("/" + source["source"])
+    return source["path"].removesuffix(source["source"]) + label
+
+
 # Labels
 
 
@@ -169,8 +176,8 @@ def source(**fields: Any) -> Source:
         "n": 1,
         "id": "0b9f0d2e-1c1a-5d7e-8e7f-000000000001",
         "kind": "image",
-        "source": "reports/report.pdf",
-        "source_path": "/data/reports/report.pdf",
+        "source": "report.pdf",
+        "source_path": str(Path.cwd() / "reports" / "report.pdf"),  # shown relative to the current folder
         "page": 4,
         "score": 0.03,
         "text": "Figure 2: Revenue by region",
@@ -192,8 +199,8 @@ def test_labels_say_file_page_label_and_caption() -> None:
     assert source(figure_label="Figure 7", caption="Revenue").label == "reports/report.pdf p.4, Figure 7: Revenue"
     assert source(bbox=(1.0, 2.0, 3.0, 4.0)).label == "reports/report.pdf p.4, figure"
     assert source(kind="page").label == "reports/report.pdf p.4"
-    html = source(source="page.html", page=None, figure_label="Figure 1", caption="Figure 1: Temperatures")
-    assert html.label == "page.html, Figure 1: Temperatures"
+    html = source(source_path="/elsewhere/page.html", page=None, figure_label="Figure 1", caption="Figure 1: Temps")
+    assert html.label == "/elsewhere/page.html, Figure 1: Temps"  # not under the current folder: absolute
 
 
 def test_json_says_how_to_see_each_source() -> None:
@@ -216,7 +223,7 @@ def test_search_json_gives_each_source_its_provenance(indexed: tuple[Settings, d
     results = search(settings, "revenue by region", "--k", "8")
     assert results and all(set(r) == SOURCE_KEYS for r in results)
     figure = find(search(settings, "revenue by region", "--kind", "image"), "Figure 2")
-    assert figure["label"] == FIGURE_LABEL and figure["caption"] == "Figure 2: Revenue by region"
+    assert figure["label"] == shown(figure, FIGURE_LABEL) and figure["caption"] == "Figure 2: Revenue by region"
     assert (figure["kind"], figure["source"], figure["page"]) == ("image", "report.pdf", 2)
     assert figure["source_path"] == str((corpus / "report.pdf").resolve())
     assert figure["image"] == f"mmrag crop {figure['id']} -o report_p2_figure-2.png"
@@ -228,7 +235,7 @@ def test_search_json_gives_each_source_its_provenance(indexed: tuple[Settings, d
     tables = search(settings, "headcount by office", "--kind", "table")
     assert tables, TABLES_PENDING
     table = find(tables, "Table 1")
-    assert table["label"] == TABLE_LABEL and table["kind"] == "table" and table["bbox"] is not None
+    assert table["label"] == shown(table, TABLE_LABEL) and table["kind"] == "table" and table["bbox"] is not None
     assert "Berlin" in table["text"] and table["image"].startswith(f"mmrag crop {table['id']} -o ")
 
 
@@ -238,7 +245,8 @@ def test_ask_json_cites_the_figure_with_its_provenance(indexed: tuple[Settings, 
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["sources"] and all(set(s) == SOURCE_KEYS for s in answer["sources"])
-    assert find(answer["sources"], "Figure 2")["label"] == FIGURE_LABEL
+    figure = find(answer["sources"], "Figure 2")
+    assert figure["label"] == shown(figure, FIGURE_LABEL)
 
 
 def test_batch_lines_carry_provenance(indexed: tuple[Settings, dict[str, Any]], tmp_path: Path) -> None:
@@ -251,11 +259,12 @@ def test_batch_lines_carry_provenance(indexed: tuple[Settings, dict[str, Any]], 
     (line,) = [json.loads(text) for text in out.read_text().splitlines()]
     assert line["sources"] and all(set(s) == SOURCE_KEYS for s in line["sources"])
     figure = find(line["sources"], "Figure 2")
-    assert figure["label"] == FIGURE_LABEL and figure["bbox"] and figure["image"].startswith("mmrag crop ")
+    assert figure["label"] == shown(figure, FIGURE_LABEL)
+    assert figure["bbox"] and figure["image"].startswith("mmrag crop ")
 
 
 def test_crop_writes_the_figure_and_refuses_unknown_ids(
-    indexed: tuple[Settings, dict[str, Any]], tmp_path: Path
+    indexed: tuple[Settings, dict[str, Any]], corpus: Path, tmp_path: Path
 ) -> None:
     settings, _ = indexed
     figure = find(search(settings, "revenue by region", "--kind", "image"), "Figure 2")
@@ -279,7 +288,7 @@ def test_crop_writes_the_figure_and_refuses_unknown_ids(
         failed = run_cli(env, "crop", bad_id)
         assert failed.returncode == 1 and message in failed.stderr, failed.stderr
         assert "Traceback" not in failed.stderr and len(failed.stderr.strip().splitlines()) == 1
-    text = search(settings, "Madrid office opened", "--kind", "text", "--source", "notes.md")[0]
+    text = search(settings, "Madrid office opened", "--kind", "text", "--source", str(corpus / "notes.md"))[0]
     no_image = run_cli(env, "crop", text["id"])
     assert no_image.returncode == 1 and "has no image" in no_image.stderr, no_image.stderr
 
@@ -377,11 +386,12 @@ def test_ui_shows_figure_crop_caption_and_table(
     app.chat_input[0].set_value("Revenue by region and headcount by office").run()
     assert not app.exception, app.exception
     lines = [md.value.replace("\\", "") for md in app.main.markdown]
-    assert any(re.fullmatch(rf"\*\*\[\d+\]\*\* {re.escape(FIGURE_LABEL)}", line) for line in lines), lines
+    assert any(re.fullmatch(rf"\*\*\[\d+\]\*\* (\S+/)?{re.escape(FIGURE_LABEL)}", line) for line in lines), lines
     captions = [c.value.replace("\\", "") for c in app.main.caption]
     assert "Figure 2: Revenue by region" in captions
     assert len(app.main.image) >= 1
-    assert any(re.fullmatch(rf"\*\*\[\d+\]\*\* {re.escape(TABLE_LABEL)}", line) for line in lines), TABLES_PENDING
+    table = rf"\*\*\[\d+\]\*\* (\S+/)?{re.escape(TABLE_LABEL)}"  # the corpus is not under the current folder
+    assert any(re.fullmatch(table, line) for line in lines), TABLES_PENDING
     assert any(line.startswith("| Office | Staff |") for line in lines), lines
 
 
@@ -418,7 +428,8 @@ def test_the_answer_prompt_gets_the_figure_crop_not_the_page(indexed: tuple[Sett
     assert position < len(prepared.request.images)
     image = prepared.request.images[position]
     assert max(image.size) >= 1500 and image.width / image.height == pytest.approx(aspect(figure.bbox), rel=0.01)
-    assert f"(image) {FIGURE_LABEL}." in prepared.request.prompt_text
+    assert figure.label.endswith("/" + FIGURE_LABEL)  # its file by its absolute path: not under the current folder
+    assert f"[{figure.n}] (image) {figure.label}." in prepared.request.prompt_text  # under its rank number
 
 
 def test_a_table_shows_as_markdown_with_every_cell_escaped() -> None:

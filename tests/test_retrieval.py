@@ -145,14 +145,23 @@ def test_store_returns_typed_hits_and_stats(indexed: Settings) -> None:
     assert all(h.score is None for h in images) and [h.source for h in sports] == ["sports/football.txt"]
 
 
-def test_grounded_answer_cites_retrieved_objects(chain: RagChain) -> None:
+def test_grounded_answer_cites_retrieved_objects_numbered_by_rank(chain: RagChain) -> None:
     question = "How much rain falls in Seattle in November?"
     retrieved = {d.metadata["id"] for d in chain.retriever.invoke(question)}
-    answer = chain.ask(question)
+    prepared = chain.prepare(question)
+    sources, request = prepared.sources, prepared.request
+    assert [s.n for s in sources] == list(range(1, len(sources) + 1))  # 1 = best
+    assert [s.score for s in sources] == sorted((s.score for s in sources), reverse=True)
+    assert request is not None and len(request.images) == 1  # the one image the tiny OneVision sees...
+    image_rank = next(s.n for s in sources if s.kind == "image")
+    assert request.sources[0].kind == "image" and request.sources[0].n == image_rank
+    assert sorted(item.n for item in request.sources) == [s.n for s in sources]  # ...first, under its rank number
+    labels = {s.n: s.label for s in sources}
+    assert all(item.label == labels[item.n] for item in request.sources)  # the prompt's [n] is the list's [n]
+    answer = chain.finish(prepared)
     assert not answer.abstained and answer.text
-    assert [s.n for s in answer.sources] == list(range(1, len(answer.sources) + 1))
-    assert {s.id for s in answer.sources} <= retrieved
-    assert answer.sources[0].source == "charts/rainfall.png"  # the one image the tiny OneVision sees comes first
+    assert answer.sources == sources and {s.id for s in answer.sources} <= retrieved
+    assert "charts/rainfall.png" in {s.source for s in answer.sources}
 
 
 def test_abstains_when_nothing_is_relevant(chain: RagChain) -> None:
@@ -199,7 +208,8 @@ def test_cli_search_and_ask_json(indexed: Settings) -> None:
     assert found.returncode == 0, found.stderr
     results = json.loads(found.stdout)["results"]
     assert len(results) == 2 and set(results[0]) == SOURCE_KEYS
-    assert results[0]["source"] == "science/biology.txt" and results[0]["label"] == "science/biology.txt"
+    assert results[0]["source"] == "science/biology.txt"  # relative to the folder indexed
+    assert results[0]["label"] == results[0]["path"] == results[0]["source_path"]  # not under the current folder
     assert results[0]["image"] is None and results[0]["text_similarity"] > 0 and results[0]["bm25"] > 0
 
     asked = run_cli(env, "ask", "Which city in the US has the most rain?", "--json")
@@ -214,7 +224,7 @@ def test_cli_search_and_ask_json(indexed: Settings) -> None:
     tables = run_cli(env, "search", "rain", "--kind", "table", "--json")  # a kind, even with no object of it
     assert tables.returncode == 0 and json.loads(tables.stdout) == {"results": []}, tables.stderr
     wrong = run_cli(env, "search", "rain", "--kind", "chart")
-    assert wrong.returncode == 1 and "unknown kind 'chart': choose from image, page, text, table" in wrong.stderr
+    assert wrong.returncode == 2 and "invalid value for '--kind': 'chart' is not one of 'image'," in wrong.stderr
 
 
 @pytest.mark.slow
@@ -225,12 +235,14 @@ def test_cli_errors_are_one_clear_line(indexed: Settings, tmp_path: Path) -> Non
         (cli_env(indexed, MMRAG_COLLECTION="Nothing"), ["ask", "hello"], "does not exist"),
         (cli_env(indexed, MMRAG_WEAVIATE_URL=f"http://127.0.0.1:{free_port()}"), ["ask", "hi"], "cannot reach"),
         (cli_env(indexed, MMRAG_PROFILE="default"), ["ask", "rain in Seattle"], "MMRAG_PROFILE=tiny"),
-        (env, ["search", "x", "--mode", "sideways"], "MMRAG_MODE"),
+        (cli_env(indexed, MMRAG_MODE="sideways"), ["search", "x"], "MMRAG_MODE"),
     ]
     for case_env, args, message in cases:
         result = run_cli(case_env, *args)
         assert result.returncode == 1, (args, result.stdout)
         assert message in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
+    flag = run_cli(env, "search", "x", "--mode", "sideways")  # a flag's value is the flag's, not MMRAG_MODE's
+    assert flag.returncode == 2 and flag.stderr.startswith("error: invalid value for '--mode': 'sideways'")
 
 
 @pytest.mark.slow

@@ -86,12 +86,12 @@ def test_start_right_after_a_crash_is_quick_and_keeps_the_data(own_settings: Set
 
 def test_a_data_dir_starts_on_other_ports_with_its_data(own_settings: Settings) -> None:
     # Weaviate keeps its node name in the data: it must not change with the port (it once was named after it).
-    with connect(own_settings) as client:
+    with connect(own_settings, start_local=True) as client:  # a writer's connect starts the server
         _, uid = one_object_collection(client, own_settings.collection)
     local_server(own_settings).stop()
     moved = own_settings.model_copy(update={"weaviate_http_port": free_port(), "weaviate_grpc_port": free_port()})
     try:
-        with connect(moved) as client:
+        with connect(moved, start_local=True) as client:
             obj = client.collections.use(moved.collection).query.fetch_object_by_id(uid)
             assert obj is not None and obj.properties["text"] == "kept"
     finally:

@@ -6,6 +6,7 @@ import io
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -18,13 +19,20 @@ from mmrag.core.server import LocalWeaviate, free_port
 from mmrag.core.settings import Settings
 from mmrag.core.tiny import tiny_clip_dir
 from mmrag.indexer.service import index_paths
+from mmrag.rag_app.followup import standalone_question
+from mmrag.rag_app.generator import Generator
+from mmrag.ui import chat
 from tests.helpers import cli_env, module_settings
 
 pytestmark = pytest.mark.slow  # the Streamlit app over an indexed corpus, answering
 
 QUESTION = "What was the revenue in the fourth quarter?"
+QUESTION_CHART = "revenue_by_quarter.png"
+"""The chart QUESTION finds first; "and in 2022?" alone does not find it (the sample corpus, k=3)."""
+FOLLOW_UP = "and in 2022?"
 SOURCE_LINE = re.compile(r"^\*\*\[(\d+)\]\*\* (.+)$")
-KIND_LINE = re.compile(r"^(image|page|text|table) · score -?\d+\.\d{3}$")
+KIND_LINE = re.compile(r"^rank (\d+) · (image|page|text|table) · score (-?\d+\.\d{4})$")
+SEARCHED = "searched for: "
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +60,31 @@ def ask(app: AppTest, question: str) -> AppTest:
     return app
 
 
-def source_lines(app: AppTest) -> list[tuple[int, str]]:
-    """(number, path and page) of each source shown, in page order."""
-    found = [m for md in app.main.markdown if (m := SOURCE_LINE.match(md.value))]
+def source_lines(app: AppTest | Any) -> list[tuple[int, str]]:
+    """(number, path and page) of each source shown (on the page, or in one chat message), in page order."""
+    block = app.main if isinstance(app, AppTest) else app
+    found = [m for md in block.markdown if (m := SOURCE_LINE.match(md.value))]
     return [(int(m[1]), m[2].replace("\\", "")) for m in found]
 
 
+def source_ranks(app: AppTest) -> list[tuple[int, str, float]]:
+    """(rank, kind, score) of each source shown, in page order."""
+    return [(int(m[1]), m[2], float(m[3])) for c in app.main.caption if (m := KIND_LINE.match(c.value))]
+
+
 def source_kinds(app: AppTest) -> list[str]:
-    return [m[1] for c in app.main.caption if (m := KIND_LINE.match(c.value))]
+    return [kind for _, kind, _ in source_ranks(app)]
+
+
+def searched_for(message: Any) -> list[str]:
+    """The "searched for" captions under a user's message."""
+    return [c.value.removeprefix(SEARCHED) for c in message.caption if c.value.startswith(SEARCHED)]
+
+
+def new_chat(app: AppTest) -> AppTest:
+    next(b for b in app.sidebar.button if b.label == "New chat").click().run()
+    assert not app.exception, app.exception
+    return app
 
 
 def test_question_gets_an_answer_and_numbered_sources_with_thumbnails(
@@ -73,7 +98,11 @@ def test_question_gets_an_answer_and_numbered_sources_with_thumbnails(
     assert "**Sources**" in [md.value for md in assistant.markdown]
     sources = source_lines(app)
     assert sorted(n for n, _ in sources) == list(range(1, len(sources) + 1))
-    assert ("charts/revenue_by_quarter.png") in {where for _, where in sources}
+    assert any(where.endswith(f"charts/{QUESTION_CHART}") for _, where in sources)
+    ranks = source_ranks(app)
+    assert [rank for rank, _, _ in ranks] == [n for n, _ in sources]  # each source shows its rank and score
+    by_rank = [score for _, _, score in sorted(ranks)]
+    assert by_rank == sorted(by_rank, reverse=True)  # [1] is the best
     kinds = source_kinds(app)
     assert len(kinds) == len(sources) and "image" in kinds
     assert len(app.main.image) == sum(kind in ("image", "page") for kind in kinds)  # a thumbnail per chart, page
@@ -104,6 +133,44 @@ def test_sidebar_k_and_retrieval_only(monkeypatch: pytest.MonkeyPatch, corpus_se
     assert len(numbers) >= 3 and sorted(numbers) == list(range(1, len(numbers) + 1))
 
 
+def test_follow_up_is_searched_with_the_previous_question(
+    monkeypatch: pytest.MonkeyPatch, corpus_settings: Settings
+) -> None:
+    app = page(monkeypatch, corpus_settings, MMRAG_K="3")
+    app.sidebar.toggle[0].set_value(True)  # retrieval only: the previous question, then the follow-up
+    ask(app, QUESTION)
+    ask(app, FOLLOW_UP)
+    first, _, follow_up, answer = app.chat_message
+    assert searched_for(first) == []
+    assert searched_for(follow_up) == [f"{QUESTION} {FOLLOW_UP}"]
+    assert any(where.endswith(QUESTION_CHART) for _, where in source_lines(answer))
+
+    new_chat(app)  # no history: the follow-up alone, which does not find the chart
+    assert not app.chat_message
+    ask(app, FOLLOW_UP)
+    follow_up, answer = app.chat_message
+    assert follow_up.markdown[0].value == FOLLOW_UP and searched_for(follow_up) == []
+    assert source_lines(answer) and not any(where.endswith(QUESTION_CHART) for _, where in source_lines(answer))
+
+    app.run()  # a rerun shows the kept turns with what they searched for
+    assert len(app.chat_message) == 2 and searched_for(app.chat_message[0]) == []
+
+
+def test_follow_up_is_rewritten_by_the_vlm(monkeypatch: pytest.MonkeyPatch, corpus_settings: Settings) -> None:
+    app = ask(ask(page(monkeypatch, corpus_settings), QUESTION), FOLLOW_UP)
+    turns = app.session_state["turns"]
+    assert [t.question for t in turns] == [QUESTION, FOLLOW_UP] and turns[0].answer
+    vlm = Generator.from_settings(corpus_settings)  # the page's tiny VLM: greedy, so it rewrites the same
+    rewritten = standalone_question(FOLLOW_UP, chat.history(turns[:1]), vlm, adapter=corpus_settings.adapter)
+    assert rewritten != f"{QUESTION} {FOLLOW_UP}"  # the tiny VLM's (random) words, not the retrieval-only rule
+    assert turns[1].searched == rewritten
+    assert searched_for(app.chat_message[2]) == [chat.escape(rewritten)]
+    assert not app.error
+
+    new_chat(app)
+    assert not app.chat_message and app.session_state["turns"] == []
+
+
 def test_sidebar_shows_index_stats(monkeypatch: pytest.MonkeyPatch, corpus_settings: Settings) -> None:
     app = page(monkeypatch, corpus_settings)
     assert int(app.sidebar.metric[0].value) > 0
@@ -128,7 +195,7 @@ def test_upload_indexes_good_files_and_reports_bad_ones(monkeypatch: pytest.Monk
             ("fake.png", b"just some text pretending to be an image", "image/png"),
         ]
     )
-    app.button[0].click().run()  # the form's "Index" button
+    next(b for b in app.button if b.label == "Index").click().run()  # the form's button
     assert not app.exception, app.exception
     assert app.success[0].value.startswith("Indexed 3 files")
     assert [w.value for w in app.warning] == [
@@ -139,7 +206,7 @@ def test_upload_indexes_good_files_and_reports_bad_ones(monkeypatch: pytest.Monk
     assert saved == ["evil.md", "red_chart.png", "red_chart.txt"]
 
     ask(app, "How many penguin sightings?")
-    assert "evil.md" in {where for _, where in source_lines(app)}
+    assert any(where.endswith("/evil.md") for _, where in source_lines(app))
 
 
 def test_problems_show_as_one_message(monkeypatch: pytest.MonkeyPatch, corpus_settings: Settings) -> None:
@@ -164,4 +231,5 @@ def test_problems_show_as_one_message(monkeypatch: pytest.MonkeyPatch, corpus_se
 
     app.sidebar.text_input[0].set_value("lower case")
     app.run()
-    assert "MMRAG_COLLECTION" in app.sidebar.error[0].value and not app.chat_input
+    error = app.sidebar.error[0].value
+    assert "collection" in error.lower() and "capital letter" in error and not app.chat_input

@@ -115,11 +115,14 @@ def test_question_answer_and_source_thumbnail_in_chromium(ui_url: str, tmp_path:
             page.keyboard.press("Escape")
             expect(dialog).to_be_hidden()
 
+            # A new chat: the history and the shown turns go, so the next question is not read as a follow-up
+            page.get_by_role("button", name="New chat").click()
+            expect(page.get_by_test_id("stChatMessage")).to_have_count(0, timeout=30_000)
             box.fill(FIGURE_QUESTION)  # the report's chart: its crop, label and caption; enlarged on its page
             box.press("Enter")
             cited = (
                 page.get_by_test_id("stChatMessage")
-                .nth(3)
+                .nth(1)
                 .get_by_test_id("stVerticalBlock")
                 .filter(has_text=FIGURE_SOURCE, has=page.get_by_test_id("stImage"))
             )

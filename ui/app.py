@@ -37,7 +37,7 @@ def _client(address: str, _settings: Settings) -> Any:
     """The Weaviate client (the local server starts on demand)."""
     from mmrag.core.client import connect
 
-    return connect(_settings)
+    return connect(_settings, start_local=True)
 
 
 @st.cache_resource(show_spinner=False)
@@ -77,6 +77,9 @@ def _keys(settings: Settings) -> tuple[str, str, str]:
 def sidebar_settings(base: Settings) -> tuple[Settings, bool] | None:
     """The settings chosen in the sidebar (checked), and the retrieval-only switch; None (and a message) if invalid."""
     with st.sidebar:
+        st.button(
+            "New chat", on_click=new_chat, icon=":material/add_comment:", help="Start over: follow-ups forget the chat"
+        )
         st.header("Settings")
         collection = st.text_input("Collection", base.collection, help="Weaviate collection (starts with a capital)")
         mode = st.selectbox("Retrieval mode", MODES, index=MODES.index(base.mode))
@@ -166,15 +169,19 @@ def show_upload_report(report: uploads.UploadReport) -> None:
 # Chat
 
 
-def ask(settings: Settings, question: str, retrieval_only: bool) -> chat.ChatTurn:
-    """Answer in the current chat message (streamed) and return the turn for the history."""
+def ask(settings: Settings, question: str, retrieval_only: bool, turns: list[chat.ChatTurn]) -> chat.ChatTurn:
+    """Answer in the current chat message (streamed) and return the turn for the history; a follow-up of `turns`
+    is made standalone first, and that question is retrieved and answered for."""
     turn = chat.ChatTurn(question, settings.collection, retrieval_only=retrieval_only)
     address, models, vlm = _keys(settings)
     try:
         with st.spinner("Searching your documents… (the first question also loads the models)"):
             generator = None if retrieval_only else _generator(vlm, settings)
             chain = chat.build_chain(settings, _client(address, settings), _embedders(models, settings), generator)
-            prepared = chain.prepare(question)
+            searched = chat.standalone(question, turns, generator, settings.adapter)
+            if searched != " ".join(question.split()):
+                turn.searched = searched
+            prepared = chain.prepare(searched)
         started = time.perf_counter()
         pieces: list[str] = []
         if generator is not None or prepared.request is None:
@@ -193,6 +200,13 @@ def _kept(pieces: Iterator[str], into: list[str]) -> Iterator[str]:
     for piece in pieces:
         into.append(piece)
         yield piece
+
+
+def show_question(turn: chat.ChatTurn) -> None:
+    """The user's side of a turn: the question, and what was searched for when that differs (a follow-up)."""
+    st.markdown(chat.escape(turn.question))
+    if turn.searched:
+        st.caption(f"searched for: {chat.escape(turn.searched)}")
 
 
 def show_turn(index: int, turn: chat.ChatTurn, settings: Settings, streamed: bool = False) -> None:
@@ -233,10 +247,11 @@ def show_sources(index: int, cited: list[chat.Cited], collection: str, settings:
 
 
 def describe(cited: chat.Cited, limit: int) -> None:
-    """Number, path, page and label; kind and score; then the caption (a figure, a table) or the text."""
+    """Number (its rank: 1 is the best), path, page and label; kind and score; then the caption (a figure, a table)
+    or the text."""
     s = cited.source
     st.markdown(f"**[{s.n}]** {chat.escape(cited.location)}")
-    st.caption(f"{s.kind} · score {s.score:.3f}")
+    st.caption(f"rank {s.n} · {s.kind} · score {s.score:.4f}")
     shown = s.caption or ("" if cited.table else s.text)
     if shown:
         st.caption(chat.escape(chat.snippet(shown, limit)))
@@ -259,17 +274,27 @@ def enlarge(cited: chat.Cited, collection: str, settings: Settings) -> None:
         st.caption(chat.escape(cited.source.caption))
 
 
+def new_chat() -> None:
+    """Forget the chat: its shown turns and the history follow-ups are read against."""
+    st.session_state[TURNS] = []
+
+
 def chat_section(settings: Settings, retrieval_only: bool) -> None:
     turns: list[chat.ChatTurn] = st.session_state.setdefault(TURNS, [])
     for index, turn in enumerate(turns):
-        st.chat_message("user").markdown(chat.escape(turn.question))
+        with st.chat_message("user"):
+            show_question(turn)
         with st.chat_message("assistant"):
             show_turn(index, turn, settings)
     question = st.chat_input("Ask about your charts and documents")
     if question and question.strip():
-        st.chat_message("user").markdown(chat.escape(question))
+        with st.chat_message("user"):
+            st.markdown(chat.escape(question))
+            searched = st.empty()
         with st.chat_message("assistant"):
-            turn = ask(settings, question, retrieval_only)
+            turn = ask(settings, question, retrieval_only, turns)
+            if turn.searched:
+                searched.caption(f"searched for: {chat.escape(turn.searched)}")
             show_turn(len(turns), turn, settings, streamed=True)
         turns.append(turn)
 

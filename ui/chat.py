@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mmrag.rag_app.chain import RagChain
+from mmrag.rag_app.followup import Turn, standalone_question
 from mmrag.rag_app.sources import Source, SourceImages
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ class ChatTurn:
 
     question: str
     collection: str
+    searched: str | None = None
+    """The standalone question retrieved and answered for (a follow-up made standalone), if not `question`."""
     answer: str = ""
     abstained: bool = False
     retrieval_only: bool = False
@@ -73,6 +76,18 @@ def build_chain(settings: Settings, client: Client, embedders: Embedders, genera
     from mmrag.rag_app.service import build_chain as build
 
     return build(settings, client, embedders.clip, embedders.text, generator)
+
+
+def standalone(question: str, turns: list[ChatTurn], generator: Generator | None, adapter: str | None) -> str:
+    """The question made standalone given the chat so far (`rag_app.followup`): rewritten by the generator, or
+    joined to the previous question when there is none (retrieval only)."""
+    return standalone_question(question, history(turns), generator, adapter=adapter)
+
+
+def history(turns: list[ChatTurn]) -> list[Turn]:
+    """The answered turns as the follow-up rewrite sees them: each as it was searched for (so a follow-up of a
+    follow-up keeps the first question's subject), failed turns left out."""
+    return [Turn(t.searched or t.question, t.answer) for t in turns if t.error is None]
 
 
 def cite(images: SourceImages, sources: list[Source]) -> list[Cited]:

@@ -14,53 +14,81 @@ if TYPE_CHECKING:
     from mmrag.core.settings import Settings
     from mmrag.rag_app.batch import BatchSummary
 
+from mmrag.commands.options import (
+    Collection,
+    Json,
+    K,
+    Kinds,
+    Mode,
+    SourceFilter,
+    kind_names,
+    overrides,
+    source_pattern,
+)
 from mmrag.core.console import err, out, plain
 
 
-def _settings(**overrides: object) -> Settings:
+def _settings(**values: object) -> Settings:
     from mmrag.core.settings import load_settings
 
-    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    return load_settings(**overrides(**values))
 
 
 def search(
     query: str = typer.Argument(..., help="What to look for."),
-    k: int | None = typer.Option(None, "--k", help="Number of results (default: MMRAG_K)."),
-    mode: str | None = typer.Option(None, help="image, text or hybrid (default: MMRAG_MODE)."),
-    kind: list[str] = typer.Option([], help="Only these kinds (image, page, text, table); repeatable."),
-    source: str | None = typer.Option(None, help="Only sources under this path prefix."),
-    json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
+    k: K = None,
+    mode: Mode = None,
+    kind: Kinds = None,
+    source: SourceFilter = None,
+    collection: Collection = None,
+    json_output: Json = False,
 ) -> None:
-    """Ranked sources for a query, without generating an answer."""
+    """Ranked sources for a query (best first), without generating an answer."""
     from mmrag.rag_app.service import search as run_search
 
-    results = run_search(_settings(k=k, mode=mode), query, kinds=kind, source_prefix=source)
+    settings = _settings(k=k, mode=mode, collection=collection)
+    pattern = source_pattern(source)
+    results = run_search(settings, query, kinds=kind_names(kind), source_prefix=pattern)
     if json_output:
         print(json.dumps({"results": [s.as_json() for s in results]}))
         return
     if not results:
-        out.print("no results")
+        _show(f"no results{_filters(kind_names(kind), pattern)}")
     for s in results:
         _show(f"[{s.n}] {plain(s.label)} ({plain(s.kind)}, score {s.score:.4f}) {plain(_snippet(s.text))}")
 
 
 def ask(
     question: str = typer.Argument(..., help="Your question about the indexed documents."),
-    k: int | None = typer.Option(None, "--k", help="Sources to retrieve (default: MMRAG_K)."),
-    mode: str | None = typer.Option(None, help="image, text or hybrid (default: MMRAG_MODE)."),
+    k: K = None,
+    mode: Mode = None,
+    kind: Kinds = None,
+    source: SourceFilter = None,
+    collection: Collection = None,
     adapter: str | None = typer.Option(None, help="LoRA adapter dir or s3://bucket/prefix (default: MMRAG_ADAPTER)."),
     retrieval_only: bool = typer.Option(False, "--retrieval-only", help="Only retrieve; no answer generated."),
-    json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
+    json_output: Json = False,
 ) -> None:
-    """Answer a question from the indexed charts and documents, citing numbered sources."""
+    """Answer a question from the indexed charts and documents, citing numbered sources (1 = best)."""
     from mmrag.rag_app.service import ask as run_ask
 
-    answer = run_ask(_settings(k=k, mode=mode), question, retrieval_only=retrieval_only, adapter=adapter)
+    settings = _settings(k=k, mode=mode, collection=collection)
+    pattern = source_pattern(source)
+    answer = run_ask(
+        settings,
+        question,
+        retrieval_only=retrieval_only,
+        adapter=adapter,
+        kinds=kind_names(kind),
+        source_prefix=pattern,
+    )
     if json_output:
         print(json.dumps(answer.as_json()))
         return
     if answer.text:
         _show(plain(answer.text, multiline=True))
+    elif not answer.sources:
+        _show(f"no results{_filters(kind_names(kind), pattern)}")
     if answer.sources:
         out.print("\nSources:")
         for s in answer.sources:
@@ -69,33 +97,46 @@ def ask(
 
 def batch(
     questions: Path = typer.Argument(..., help="Questions: .jsonl or .csv with id, question[, source, expected]."),
-    out_path: Path = typer.Option(..., "--out", help="Answers .jsonl (appended to: ids already there are skipped)."),
-    k: int | None = typer.Option(None, "--k", help="Sources per question (default: MMRAG_K)."),
+    out_path: Path = typer.Option(..., "--out", help="Answers .jsonl (appended to: ids already answered are skipped)."),
+    k: K = None,
+    mode: Mode = None,
+    kind: Kinds = None,
+    source: SourceFilter = None,
+    collection: Collection = None,
     adapter: str | None = typer.Option(None, help="LoRA adapter dir or s3://bucket/prefix."),
     batch_size: int = typer.Option(4, min=1, help="Questions generated together."),
     retrieval_only: bool = typer.Option(False, "--retrieval-only", help="Only retrieve; no answers generated."),
-    json_output: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Answer again the rows whose answer in --out is an error."
+    ),
+    json_output: Json = False,
 ) -> None:
-    """Answer many questions; resumable, one bad row never stops the run."""
+    """Answer many questions; resumable, one bad row never stops the run. Exit 1 when any row failed (its error is
+    in --out; --retry-failed answers it again)."""
     import sys
 
     from mmrag.rag_app.batch import run_batch
 
     summary = run_batch(
-        _settings(k=k),
+        _settings(k=k, mode=mode, collection=collection),
         questions,
         out_path,
         adapter=adapter,
         batch_size=batch_size,
         retrieval_only=retrieval_only,
+        retry_failed=retry_failed,
+        kinds=kind_names(kind),
+        source_prefix=source_pattern(source),
         progress=sys.stderr.isatty() and not json_output,
     )
     for note in _batch_notes(summary):
         _show(note, err)
     if json_output:
         print(json.dumps(summary.as_json()))
-        return
-    out.print(summary.table())
+    else:
+        out.print(summary.table())
+    if summary.failed or summary.still_failed:
+        raise typer.Exit(1)
 
 
 def crop(
@@ -103,7 +144,7 @@ def crop(
     out_path: Path | None = typer.Option(
         None, "-o", "--out", help="Image file to write (.png, .jpg; default: named by its file, page and label)."
     ),
-    collection: str | None = typer.Option(None, help="Collection (default: MMRAG_COLLECTION)."),
+    collection: Collection = None,
 ) -> None:
     """Write the picture of an indexed object: a figure's or table's crop from its PDF page, a page, an image."""
     from mmrag.rag_app.service import write_picture
@@ -111,6 +152,12 @@ def crop(
     picture = write_picture(_settings(collection=collection), object_id, out_path)
     width, height = picture.size
     _show(f"wrote {plain(str(picture.path))} ({width}x{height}): {plain(picture.source.label)}")
+
+
+def _filters(kinds: tuple[str, ...], pattern: str | None) -> str:
+    """` (kind image, source /abs/*.pdf)`: the filters a search had, so an empty result names them."""
+    parts = ([f"kind {', '.join(kinds)}"] if kinds else []) + ([f"source {plain(pattern)}"] if pattern else [])
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _batch_notes(summary: BatchSummary, limit: int = 20) -> list[str]:

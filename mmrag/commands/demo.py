@@ -49,7 +49,7 @@ def run_demo(settings: Settings, out: Console) -> None:
     paths = write_sample_corpus(corpus)
     out.print(f"Sample corpus: {corpus} (charts with captions, a PDF report, a Markdown note)")
     started = time.perf_counter()
-    with connect(settings) as client:
+    with connect(settings, start_local=True) as client:
         out.print(f"Weaviate ready in {time.perf_counter() - started:.1f} s")
         store = Store(client, settings.collection)
         if settings.collection == DEMO_COLLECTION and store.exists():  # the demo's own: an older one is rebuilt

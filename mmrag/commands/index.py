@@ -12,22 +12,31 @@ import typer
 if TYPE_CHECKING:
     from mmrag.indexer.pipeline import IndexReport
 
+from mmrag.commands.options import Collection, Json, SourceFilter, overrides, source_pattern
 from mmrag.core.console import err, out, plain
-from mmrag.core.errors import ConfigError
+from mmrag.core.errors import ConfigError, MmragError
+
+
+class NothingDeletedError(MmragError):
+    """`delete --source` matched no indexed file."""
 
 
 def index(
     paths: list[Path] = typer.Argument(..., help="Files or folders to index."),
-    collection: str | None = typer.Option(None, help="Collection (default: MMRAG_COLLECTION)."),
+    collection: Collection = None,
     prune: bool = typer.Option(False, help="Delete the objects of files under PATHS that are gone."),
-    strict: bool = typer.Option(False, help="Exit 1 when any file failed."),
-    json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
+    strict: bool = typer.Option(
+        False, help="Warnings count as failures too: exit 1 when any file failed or had a warning."
+    ),
+    json_output: Json = False,
     workers: int = typer.Option(
         1, min=0, help="Extraction: 0 in the main thread, 1 in a background thread, N>1 in N processes."
     ),
     describe: bool = typer.Option(False, help="Store the VLM's description of each chart as its caption."),
 ) -> None:
-    """Index charts, images, PDFs and text documents (again and again: only changes are written)."""
+    """Index charts, images, PDFs and text documents (again and again: only changes are written).
+
+    Exit 1 when any file failed: the others are indexed all the same."""
     from mmrag.core.cpu import passive_omp_threads
 
     passive_omp_threads()  # before torch loads
@@ -37,7 +46,7 @@ def index(
     missing = [str(p) for p in paths if not p.expanduser().exists()]
     if missing:  # a typo in the command, not a bad file: say so before touching anything
         raise ConfigError(f"no such file or directory: {', '.join(missing)} (nothing was indexed)")
-    settings = load_settings(**({"collection": collection} if collection else {}))
+    settings = load_settings(**overrides(collection=collection))
     show_progress = not json_output and sys.stdout.isatty()
     describer = None
     if describe:  # the VLM reads each chart: the indexer takes any describer, the command picks this one
@@ -49,7 +58,7 @@ def index(
         print(json.dumps(report.as_json()))
     else:
         _print_report(report)
-    if strict and report.failures:
+    if report.failures or (strict and report.warnings):
         raise typer.Exit(1)
 
 
@@ -76,43 +85,41 @@ def _print_report(report: IndexReport) -> None:
         err.print(f"[dim]warning[/] {escape(plain(path))}: {escape(plain(message))}", highlight=False)
 
 
-def stats(
-    collection: str | None = typer.Option(None, help="Collection (default: MMRAG_COLLECTION)."),
-    json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
-) -> None:
+def stats(collection: Collection = None, json_output: Json = False) -> None:
     """Objects in the collection, by kind, and the models that built it."""
+    from mmrag.commands.collections import print_stats
     from mmrag.core.settings import load_settings
     from mmrag.indexer.service import collection_stats
 
-    result = collection_stats(load_settings(**({"collection": collection} if collection else {})))
+    result = collection_stats(load_settings(**overrides(collection=collection)))
     if json_output:
         print(json.dumps(result.as_json()))
-        return
-    out.print(f"{result.collection}: {result.objects} objects")
-    for kind, count in sorted(result.by_kind.items()):
-        out.print(f"  {kind:6} {count}")
-    out.print(f"  clip model: {result.info.clip_model} ({result.info.clip_dim}-d)")
-    out.print(f"  text model: {result.info.text_model} ({result.info.text_dim}-d)")
+    else:
+        print_stats(result)
 
 
 def delete(
-    source: Path | None = typer.Option(None, "--source", help="A file, or a folder: everything indexed under it."),
+    source: SourceFilter = None,
     all_objects: bool = typer.Option(False, "--all", help="The whole collection, schema included."),
-    collection: str | None = typer.Option(None, help="Collection (default: MMRAG_COLLECTION)."),
+    collection: Collection = None,
 ) -> None:
-    """Delete the objects of a source file (or of every file under a folder), or the whole collection."""
+    """Delete the objects of a source file (of every file under a folder, or matching a glob), or the whole
+    collection. Exit 1 when --source matches nothing indexed."""
     from mmrag.core.settings import load_settings
     from mmrag.indexer.service import delete_collection, delete_source
 
-    if (source is None) == (not all_objects):
+    pattern = source_pattern(source)
+    if (pattern is None) == (not all_objects):
         raise ConfigError("give either --source PATH or --all")
-    settings = load_settings(**({"collection": collection} if collection else {}))
-    if source is None:
+    settings = load_settings(**overrides(collection=collection))
+    if pattern is None:
         deleted = delete_collection(settings)
         out.print(f"deleted collection {settings.collection} ({deleted} objects)", highlight=False)
         return
-    deleted = delete_source(settings, source)
-    out.print(f"deleted {deleted} objects of {source}")
+    deleted = delete_source(settings, pattern)
+    if not deleted:
+        raise NothingDeletedError(f"nothing indexed in {settings.collection} matches {pattern}: nothing deleted")
+    out.print(f"deleted {deleted} objects of {plain(pattern)}", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ import time
 
 import typer
 
+from mmrag.commands.options import Json
 from mmrag.core.console import err, out
 from mmrag.core.settings import load_settings
 
@@ -39,7 +40,7 @@ def stop() -> None:
     out.print("Weaviate stopped" if stopped else "Weaviate was not running")
 
 
-def status(json_output: bool = typer.Option(False, "--json", help="One JSON object.")) -> None:
+def status(json_output: Json = False) -> None:
     """Whether the local server runs; exit 1 when it does not."""
     from mmrag.core.client import local_server
 

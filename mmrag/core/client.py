@@ -1,29 +1,39 @@
-"""The one way library code gets a Weaviate client."""
+"""The one way library code gets a Weaviate client.
+
+Only writers start the local server (`connect(settings, start_local=True)`: indexing, `mmrag weaviate start`, the
+demo, the UI and the REST API, which index uploads); a reader finds it down and says so, starting nothing. The
+weaviate package (over a second to import) loads on the first connect, not with this module, so a command that ends
+before connecting (a server that is down, `--help`) never pays for it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
-
-import weaviate
-from weaviate.classes.init import AdditionalConfig, Auth, Timeout
-from weaviate.exceptions import (
-    WeaviateBaseError,
-    WeaviateClosedClientError,
-    WeaviateConnectionError,
-    WeaviateGRPCUnavailableError,
-    WeaviateTimeoutError,
-)
 
 from mmrag.core.errors import ConfigError, WeaviateUnavailableError, first_line
 from mmrag.core.server import LocalWeaviate, binary_path
 from mmrag.core.settings import Settings
 
-_TIMEOUT = AdditionalConfig(timeout=Timeout(init=5, query=60, insert=120))
+if TYPE_CHECKING:
+    from weaviate import WeaviateClient as Client
+    from weaviate.classes.init import AdditionalConfig
 
-Client = weaviate.WeaviateClient
-"""A connected client, as `connect` returns it: callers hand it to `indexer.store.Store`, which alone queries."""
+    CONNECTION_ERRORS: tuple[type[Exception], ...]
+
+
+def __getattr__(name: str) -> Any:
+    """`Client` (a connected client, as `connect` returns it: callers hand it to `indexer.store.Store`, which alone
+    queries) and `CONNECTION_ERRORS`, resolved on first use so that importing this module does not import weaviate."""
+    if name == "Client":
+        import weaviate
+
+        return weaviate.WeaviateClient
+    if name == "CONNECTION_ERRORS":
+        return connection_errors()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def local_server(settings: Settings) -> LocalWeaviate:
@@ -35,28 +45,45 @@ def local_server(settings: Settings) -> LocalWeaviate:
     )
 
 
-def connect(settings: Settings, *, start_local: bool = True) -> Client:
-    """A connected client: MMRAG_WEAVIATE_URL when set, else the local server (started on demand)."""
+def connect(settings: Settings, *, start_local: bool = False) -> Client:
+    """A connected client: MMRAG_WEAVIATE_URL when set, else the local server.
+
+    The local server is started (if down) only with `start_local`; without it a server that is down is a
+    WeaviateUnavailableError, and nothing is started or written (no pid file, no API key)."""
     if settings.weaviate_url:
         where = f"Weaviate at {settings.weaviate_url}"
         hint = "check MMRAG_WEAVIATE_URL, or unset it to use the local server"
-    else:
-        server = local_server(settings)
-        state = server.start() if start_local else server.status()
-        where = f"the local Weaviate on 127.0.0.1:{state.http_port}"
-        hint = "run `mmrag weaviate start`"
+        return _ready(lambda: _remote_client(settings), where, hint)
+    server = local_server(settings)
+    state = server.start() if start_local else server.status()
+    if not state.running:
+        raise WeaviateUnavailableError(
+            f"the local Weaviate (127.0.0.1:{state.http_port}) is not running: "
+            "start it with `mmrag weaviate start` (or index files)"
+        )
+
+    def local() -> Client:
+        import weaviate
+        from weaviate.classes.init import Auth
+
+        return weaviate.connect_to_local(
+            host="127.0.0.1",
+            port=state.http_port,
+            grpc_port=state.grpc_port,
+            auth_credentials=Auth.api_key(server.api_key()),
+            additional_config=_timeouts(),
+            skip_init_checks=True,  # no PyPI version look-up (2 s offline); readiness is checked below
+        )
+
+    return _ready(local, f"the local Weaviate on 127.0.0.1:{state.http_port}", "run `mmrag weaviate start`")
+
+
+def _ready(make: Callable[[], Client], where: str, hint: str) -> Client:
+    """The client `make` builds, once it answers ready; else one WeaviateUnavailableError naming `where`."""
+    from weaviate.exceptions import WeaviateBaseError
+
     try:
-        if settings.weaviate_url:
-            client = _remote_client(settings)
-        else:
-            client = weaviate.connect_to_local(
-                host="127.0.0.1",
-                port=state.http_port,
-                grpc_port=state.grpc_port,
-                auth_credentials=Auth.api_key(server.api_key()),
-                additional_config=_TIMEOUT,
-                skip_init_checks=True,  # no PyPI version look-up (2 s offline); readiness is checked below
-            )
+        client = make()
         ready = client.is_ready()
     except WeaviateBaseError as e:
         raise WeaviateUnavailableError(f"cannot reach {where}: {first_line(e)}; {hint}") from e
@@ -66,7 +93,16 @@ def connect(settings: Settings, *, start_local: bool = True) -> Client:
     return client
 
 
-def _remote_client(settings: Settings) -> weaviate.WeaviateClient:
+def _timeouts() -> AdditionalConfig:
+    from weaviate.classes.init import AdditionalConfig, Timeout
+
+    return AdditionalConfig(timeout=Timeout(init=5, query=60, insert=120))
+
+
+def _remote_client(settings: Settings) -> Client:
+    import weaviate
+    from weaviate.classes.init import Auth
+
     url = urlparse(settings.weaviate_url or "")
     if url.scheme not in ("http", "https") or not url.hostname:
         raise ConfigError(f"MMRAG_WEAVIATE_URL must look like http://host:8080, got {settings.weaviate_url!r}")
@@ -81,19 +117,22 @@ def _remote_client(settings: Settings) -> weaviate.WeaviateClient:
         grpc_port=(grpc.port if grpc and grpc.port else 50051),
         grpc_secure=(grpc.scheme == "https" if grpc else secure),
         auth_credentials=auth,
-        additional_config=_TIMEOUT,
+        additional_config=_timeouts(),
         skip_init_checks=True,
     )
 
 
-CONNECTION_ERRORS: tuple[type[Exception], ...] = (
-    WeaviateConnectionError,
-    WeaviateTimeoutError,
-    WeaviateGRPCUnavailableError,
-    WeaviateClosedClientError,
-)
-"""Weaviate's own errors for a server that cannot be reached (the store turns them into WeaviateUnavailableError;
-these are for code that holds a client outside it)."""
+def connection_errors() -> tuple[type[Exception], ...]:
+    """Weaviate's own errors for a server that cannot be reached (the store turns them into
+    WeaviateUnavailableError; these are for code that holds a client outside it). Also `CONNECTION_ERRORS`."""
+    from weaviate.exceptions import (
+        WeaviateClosedClientError,
+        WeaviateConnectionError,
+        WeaviateGRPCUnavailableError,
+        WeaviateTimeoutError,
+    )
+
+    return (WeaviateConnectionError, WeaviateTimeoutError, WeaviateGRPCUnavailableError, WeaviateClosedClientError)
 
 
 @contextmanager

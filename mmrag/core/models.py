@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from mmrag.core import tiny
 from mmrag.core.errors import ModelUnavailableError, first_line
 from mmrag.core.settings import Settings
 
@@ -43,6 +42,8 @@ class ModelIds:
 def resolve_models(settings: Settings) -> ModelIds:
     """Model ids for the settings' profile; the tiny profile builds its checkpoints on first use."""
     if settings.profile == "tiny":
+        from mmrag.core import tiny  # imports torch: only when the tiny checkpoints are wanted
+
         tiny.ensure_tiny_models(settings.cache_dir)
         return ModelIds(
             clip_model=f"local-dir:{tiny.tiny_clip_dir(settings.cache_dir)}",

@@ -33,7 +33,8 @@ class ContextItem:
 
 
 def user_text(question: str, sources: Sequence[ContextItem]) -> str:
-    """The user turn's text (image placeholders are added by `messages` / `llava_human_turn`)."""
+    """The user turn's text (image placeholders are added by `messages` / `llava_human_turn`): the sources in the
+    order given (the images first), each under its own number, its rank (so the images may be [2] and [4])."""
     lines = ["Sources:"]
     for item in sources:
         if item.kind == "text":
@@ -66,6 +67,22 @@ def chart_sources(chart_label: str = "chart") -> tuple[ContextItem, ...]:
 def chart_training_prompt(question: str, chart_label: str = "chart") -> str:
     """The single-chart prompt of a finetuning sample (`rag_app.generator.GenerationRequest.chart` asks it)."""
     return user_text(question, chart_sources(chart_label))
+
+
+REWRITE_INSTRUCTION = (
+    "Rewrite the follow-up question as one standalone question that can be understood without the conversation. "
+    "Reply with the question only."
+)
+
+
+def rewrite_text(question: str, turns: Sequence[tuple[str, str]], answer_limit: int = 300) -> str:
+    """The user turn of a text-only request to make a chat's follow-up standalone: the earlier (question, answer)
+    turns, oldest first (each answer shortened to `answer_limit` characters), the follow-up, the instruction."""
+    lines = ["Conversation:"]
+    for asked, answered in turns:
+        lines += [f"User: {_one_line(asked)}", f"Assistant: {_one_line(answered, answer_limit)}"]
+    lines += ["", f"Follow-up question: {_one_line(question)}", REWRITE_INSTRUCTION]
+    return "\n".join(lines)
 
 
 def _one_line(text: str, limit: int = 700) -> str:

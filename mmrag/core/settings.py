@@ -1,17 +1,34 @@
-"""Typed, frozen settings read from MMRAG_* environment variables."""
+"""Typed, frozen settings read from, highest precedence first: explicit overrides (command-line flags), MMRAG_*
+environment variables, a `.env` file, a `mmrag.toml` file, the defaults.
+
+The two files are looked for in the current directory; MMRAG_ENV_FILE and MMRAG_CONFIG (read from the environment
+only) name other files, and an empty value reads none. `.env` holds `MMRAG_K=2` lines, as the environment does;
+`mmrag.toml` holds the field names at the top level (`k = 2`). A file that does not parse, an unknown setting in
+either file, or a bad value ends in one ConfigError that names the file (and line) or the variable.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, JsonValue, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_core import ErrorDetails
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from mmrag.core.errors import ConfigError
+from mmrag.core.setting_sources import Origin, file_sources, settings_files
 
 Profile = Literal["default", "tiny"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -30,7 +47,8 @@ def _shown(default: str) -> dict[str, JsonValue]:
 
 
 class Settings(BaseSettings):
-    """Every knob of mmrag. Each field is read from MMRAG_<FIELD NAME> (case-insensitive)."""
+    """Every knob of mmrag. Each field is read from MMRAG_<FIELD NAME> (case-insensitive) in the environment or the
+    `.env` file, or from `<field name> = value` in `mmrag.toml` (see the module's docstring for the precedence)."""
 
     model_config = SettingsConfigDict(env_prefix="MMRAG_", frozen=True, extra="ignore")
 
@@ -116,7 +134,26 @@ class Settings(BaseSettings):
         "anthropic.claude-3-5-haiku-20241022-v1:0",
         description="Bedrock model that writes extra questions for `mmrag finetune data --bedrock`.",
     )
+    api_key: SecretStr | None = Field(
+        None, description="Bearer token the REST API (`mmrag serve`) requires on every endpoint but /healthz."
+    )
+    api_host: str = Field(
+        "127.0.0.1", description="Address `mmrag serve` listens on; beyond loopback it needs MMRAG_API_KEY."
+    )
+    api_port: int = Field(8090, ge=1, le=65535, description="Port `mmrag serve` listens on.")
     log_level: LogLevel = Field("WARNING", description="Logging level of the command line.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Overrides, then the environment, then the `.env` file, then `mmrag.toml` (the defaults come last)."""
+        return (init_settings, env_settings, *file_sources(settings_cls, settings_files()))
 
     def extra_root_paths(self) -> tuple[Path, ...]:
         return tuple(Path(p).expanduser().resolve() for p in self.extra_roots.split(os.pathsep) if p.strip())
@@ -152,13 +189,13 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment (plus explicit overrides), or one ConfigError naming the bad variable."""
+    """Settings from the overrides, the environment, `.env` and `mmrag.toml`, or one ConfigError that names each bad
+    value's setting and origin (the variable, or the file)."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as e:
-        problems = "; ".join(
-            f"MMRAG_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in e.errors()
-        )
+        origins = setting_origins(**overrides)
+        problems = "; ".join(_problem(err, origins) for err in e.errors())
         raise ConfigError(f"invalid settings: {problems}") from e
 
 
@@ -185,3 +222,58 @@ def _shown_default(field: FieldInfo) -> str:
     if isinstance(field.default, bool):
         return f"`{str(field.default).lower()}`"
     return f"`{field.default}`"
+
+
+MASK = "**********"
+
+
+def setting_origins(**overrides: object) -> dict[str, Origin]:
+    """Each setting's origin: the source of highest precedence that sets it (`load_settings(**overrides)` reads the
+    same sources)."""
+    files = settings_files()
+    dotenv, toml = file_sources(Settings, files)
+    found: list[tuple[Origin, Mapping[str, Any]]] = [
+        (Origin("flag"), InitSettingsSource(Settings, init_kwargs=dict(overrides))()),
+        (Origin("env"), EnvSettingsSource(Settings)()),
+        (Origin(".env", files.env_file), dotenv()),
+        (Origin("mmrag.toml", files.config), toml()),
+    ]
+    return {
+        name: next((origin for origin, values in found if name in values), Origin("default"))
+        for name in Settings.model_fields
+    }
+
+
+def shown_values(settings: Settings) -> dict[str, JsonValue]:
+    """Every setting's value as JSON, secrets masked."""
+    return settings.model_dump(mode="json")
+
+
+def _problem(err: ErrorDetails, origins: Mapping[str, Origin]) -> str:
+    """One bad value, named as its origin spells it: `MMRAG_K=0 in .env (PATH): reason`."""
+    name = str(err["loc"][0]) if err["loc"] else ""
+    origin = origins.get(name, Origin("default"))
+    raw = err.get("input")
+    value = MASK if _is_secret(name) else _short(json.dumps(raw, default=str) if origin.kind == "mmrag.toml" else raw)
+    reason = " ".join(str(err["msg"]).removeprefix("Value error, ").split())
+    if origin.kind == "env":
+        where = f"{env_name(name)}={value} (environment)"
+    elif origin.kind == ".env":
+        where = f"{env_name(name)}={value} in {origin}"
+    elif origin.kind == "mmrag.toml":
+        where = f"{name} = {value} in {origin}"
+    else:
+        where = f"{name}={value} ({origin})"
+    return f"{where}: {reason}"
+
+
+def _is_secret(name: str) -> bool:
+    field = Settings.model_fields.get(name)
+    return field is not None and (field.annotation is SecretStr or SecretStr in get_args(field.annotation))
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    if not text.isprintable():
+        text = repr(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
