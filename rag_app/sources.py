@@ -95,16 +95,26 @@ class Source:
         """`report.pdf p.4, Figure 2: Revenue by region`, `report.pdf p.3, Table 1: Headcount`, `report.pdf p.2`,
         `charts/q4.png`, or `notes.md: market_share.png` for an unlabelled figure shown by a document (the file as
         `path` shows it)."""
-        where = f"{self.path} p.{self.page}" if self.page else self.path
+        return self.named(self.path)
+
+    @property
+    def prompt_label(self) -> str:
+        """The label the VLM reads: the file named relative to the folder that was indexed (`source`), so a prompt
+        (and its answer) is the same whatever the current folder, and shows no absolute path."""
+        return self.named(self.source or self.path)
+
+    def named(self, name: str) -> str:
+        """The label with the file called `name`."""
+        where = f"{name} p.{self.page}" if self.page else name
         if self.figure_label:
             return f"{where}, {titled(self.figure_label, self.caption)}"
         if self.bbox is not None and self.kind in ("image", "table"):
             return f"{where}, {'table' if self.kind == 'table' else 'figure'}"
         if self.page:
             return where
-        if self.kind == "image" and self.image_path and not self.path.endswith(Path(self.image_path).name):
-            return f"{self.path}: {Path(self.image_path).name}"
-        return self.path
+        if self.kind == "image" and self.image_path and not name.endswith(Path(self.image_path).name):
+            return f"{name}: {Path(self.image_path).name}"
+        return name
 
     @property
     def image(self) -> str | None:
@@ -140,11 +150,11 @@ class Source:
             return ContextItem(
                 n=self.n,
                 kind="page" if self.kind == "page" else "image",
-                label=self.label,
+                label=self.prompt_label,
                 text=self.text if self.kind == "image" else "",
             )
         prefix = "caption of an image: " if self.kind == "image" else ""
-        return ContextItem(n=self.n, kind="text", label=self.label, text=prefix + self.text)
+        return ContextItem(n=self.n, kind="text", label=self.prompt_label, text=prefix + self.text)
 
     def as_json(self) -> dict[str, Any]:
         """Everything a reader needs to check the source: where it is, what it says, how to see it, why it ranked."""

@@ -18,7 +18,7 @@ import mmrag.commands
 from mmrag.commands.app import build_app
 from mmrag.commands.demo import DEMO_COLLECTION, demo_settings
 from mmrag.core.console import out
-from tests.helpers import MMRAG_SCRIPT
+from tests.helpers import MMRAG_SCRIPT, NO_SETTINGS_FILES
 
 COMMAND_MODULES = [f"mmrag.commands.{m.name}" for m in pkgutil.iter_modules(mmrag.commands.__path__)]
 HEAVY = ("torch", "transformers", "open_clip", "weaviate", "matplotlib", "streamlit", "boto3")
@@ -83,7 +83,9 @@ def test_usage_errors_are_reported_not_raised() -> None:
 
 
 def test_a_bad_setting_leaves_help_working_and_fails_the_command_in_one_line() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MMRAG_")} | {"MMRAG_K": "many"}
+    env = ({k: v for k, v in os.environ.items() if not k.startswith("MMRAG_")} | NO_SETTINGS_FILES) | {
+        "MMRAG_K": "many"
+    }
     helped = subprocess.run([MMRAG_SCRIPT, "ask", "--help"], env=env, capture_output=True, text=True, timeout=120)
     assert helped.returncode == 0 and "Usage:" in helped.stdout, helped.stderr
     asked = subprocess.run([MMRAG_SCRIPT, "stats"], env=env, capture_output=True, text=True, timeout=120)
@@ -92,7 +94,7 @@ def test_a_bad_setting_leaves_help_working_and_fails_the_command_in_one_line() -
 
 
 def test_a_bad_log_level_is_one_line() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MMRAG_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MMRAG_")} | NO_SETTINGS_FILES
     result = subprocess.run([MMRAG_SCRIPT, "settings"], env={**env, "MMRAG_LOG_LEVEL": "LOUD"}, capture_output=True,
                             text=True, timeout=120)  # fmt: skip
     assert result.returncode == 1 and result.stderr.startswith("error: invalid settings: MMRAG_LOG_LEVEL")

@@ -24,6 +24,7 @@ from mmrag.core.settings import Settings, load_settings
 from mmrag.finetune.validate import validate_file
 from mmrag.ui.uploads import BadUploadError, Upload, check_upload, safe_name, save_upload
 from tests.badfiles import bomb_png
+from tests.helpers import NO_SETTINGS_FILES
 
 pytestmark = pytest.mark.slow  # fuzzed inputs
 
@@ -172,7 +173,7 @@ env_values = st.one_of(
 @given(env=st.dictionaries(st.sampled_from(ENV_VARS), env_values, max_size=6))
 def test_any_mmrag_variables_give_settings_or_one_config_error(env: dict[str, str]) -> None:
     with pytest.MonkeyPatch.context() as patch:
-        for key in [k for k in os.environ if k.startswith("MMRAG_")]:
+        for key in [k for k in os.environ if k.startswith("MMRAG_") and k not in NO_SETTINGS_FILES]:
             patch.delenv(key)
         for key, value in env.items():
             patch.setenv(key, value)

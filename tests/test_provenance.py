@@ -31,7 +31,7 @@ from mmrag.indexer.pipeline import IndexReport
 from mmrag.rag_app.service import source_images
 from mmrag.rag_app.sources import CROP_PAD, Source, SourceImages
 from mmrag.ui import chat
-from tests.helpers import MMRAG_SCRIPT, SOURCE_KEYS, cli_env, module_settings, run_cli
+from tests.helpers import MMRAG_SCRIPT, NO_SETTINGS_FILES, SOURCE_KEYS, cli_env, module_settings, run_cli
 
 pytestmark = pytest.mark.slow  # a corpus of PDFs indexed, searched and asked through the CLI
 
@@ -201,6 +201,22 @@ def test_labels_say_file_page_label_and_caption() -> None:
     assert source(kind="page").label == "reports/report.pdf p.4"
     html = source(source_path="/elsewhere/page.html", page=None, figure_label="Figure 1", caption="Figure 1: Temps")
     assert html.label == "/elsewhere/page.html, Figure 1: Temps"  # not under the current folder: absolute
+
+
+def test_the_prompt_names_files_as_indexed_whatever_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """People see the unambiguous path (relative to where they are, else absolute); the VLM reads the file as it was
+    indexed, the same prompt from any folder and never an absolute path."""
+    (tmp_path / "elsewhere").mkdir()
+    figure = source(figure_label="Figure 2", caption="Figure 2: Revenue", source_path=str(tmp_path / "reports/a.pdf"))
+    shown, prompts = [], []
+    for folder in (tmp_path, tmp_path / "elsewhere"):
+        monkeypatch.chdir(folder)
+        shown.append(figure.label)
+        prompts.append({figure.context_item(as_image=True).label, figure.context_item(as_image=False).label})
+    assert shown == ["reports/a.pdf p.4, Figure 2: Revenue", f"{tmp_path}/reports/a.pdf p.4, Figure 2: Revenue"]
+    assert prompts == [{"report.pdf p.4, Figure 2: Revenue"}] * 2
 
 
 def test_json_says_how_to_see_each_source() -> None:
@@ -377,7 +393,7 @@ def test_ui_shows_figure_crop_caption_and_table(
     indexed: tuple[Settings, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings, _ = indexed
-    for key in [k for k in os.environ if k.startswith("MMRAG_")]:
+    for key in [k for k in os.environ if k.startswith("MMRAG_") and k not in NO_SETTINGS_FILES]:
         monkeypatch.delenv(key)
     for key, value in cli_env(settings, MMRAG_K="8").items():
         monkeypatch.setenv(key, value)

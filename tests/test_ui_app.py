@@ -22,7 +22,7 @@ from mmrag.indexer.service import index_paths
 from mmrag.rag_app.followup import standalone_question
 from mmrag.rag_app.generator import Generator
 from mmrag.ui import chat
-from tests.helpers import cli_env, module_settings
+from tests.helpers import NO_SETTINGS_FILES, cli_env, module_settings
 
 pytestmark = pytest.mark.slow  # the Streamlit app over an indexed corpus, answering
 
@@ -45,7 +45,7 @@ def corpus_settings(weaviate_server: LocalWeaviate, tmp_path_factory: pytest.Tem
 
 def page(monkeypatch: pytest.MonkeyPatch, settings: Settings, **env: str) -> AppTest:
     """The page as a new browser session would get it, with the settings in its MMRAG_* environment."""
-    for key in [k for k in os.environ if k.startswith("MMRAG_")]:
+    for key in [k for k in os.environ if k.startswith("MMRAG_") and k not in NO_SETTINGS_FILES]:
         monkeypatch.delenv(key)
     for key, value in cli_env(settings, MMRAG_MAX_NEW_TOKENS="8", **env).items():
         monkeypatch.setenv(key, value)
