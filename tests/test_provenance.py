@@ -445,7 +445,7 @@ def test_the_answer_prompt_gets_the_figure_crop_not_the_page(indexed: tuple[Sett
     image = prepared.request.images[position]
     assert max(image.size) >= 1500 and image.width / image.height == pytest.approx(aspect(figure.bbox), rel=0.01)
     assert figure.label.endswith("/" + FIGURE_LABEL)  # its file by its absolute path: not under the current folder
-    assert f"[{figure.n}] (image) {figure.label}." in prepared.request.prompt_text  # under its rank number
+    assert f"[{figure.n}] (image) {FIGURE_LABEL}." in prepared.request.prompt_text  # under its rank number, as indexed
 
 
 def test_a_table_shows_as_markdown_with_every_cell_escaped() -> None:

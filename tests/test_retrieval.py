@@ -156,7 +156,7 @@ def test_grounded_answer_cites_retrieved_objects_numbered_by_rank(chain: RagChai
     image_rank = next(s.n for s in sources if s.kind == "image")
     assert request.sources[0].kind == "image" and request.sources[0].n == image_rank
     assert sorted(item.n for item in request.sources) == [s.n for s in sources]  # ...first, under its rank number
-    labels = {s.n: s.label for s in sources}
+    labels = {s.n: s.prompt_label for s in sources}
     assert all(item.label == labels[item.n] for item in request.sources)  # the prompt's [n] is the list's [n]
     answer = chain.finish(prepared)
     assert not answer.abstained and answer.text
