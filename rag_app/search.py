@@ -14,6 +14,8 @@ one vector with BM25 only. The raw cosine similarities are kept on each result f
 from __future__ import annotations
 
 import dataclasses
+import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -132,8 +134,14 @@ class Searcher:
         return self._pool.submit(work, *args)
 
 
+_ENCODING = threading.BoundedSemaphore(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+"""Question encodings running at once in this process, at most one per core: each runs on one torch thread, and
+more than the cores (a REST server's concurrent searches) only thrash them (bench/api.py at 16 clients)."""
+
+
 def _vector(encoder: TextEncoder, query: str) -> list[float]:
-    return encoder.encode_texts([query])[0].tolist()
+    with _ENCODING:
+        return encoder.encode_texts([query])[0].tolist()
 
 
 def clip_kinds(options: SearchOptions) -> tuple[str, ...] | None:
