@@ -13,7 +13,6 @@ import ipaddress
 import logging
 import secrets
 import socket
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -27,13 +26,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mmrag.api import schemas
 from mmrag.api.errors import add_error_handlers, error_body
-from mmrag.api.events import event_stream, sse
+from mmrag.api.events import answer_parts, event_stream, sse
 from mmrag.api.jobs import JobQueue, save_uploads
 from mmrag.api.openai import chat_router
 from mmrag.api.resources import Resources, with_overrides
 from mmrag.core.errors import ConfigError, MmragError
 from mmrag.core.settings import Settings
 from mmrag.indexer.uploads import Upload, UploadTooLargeError
+from mmrag.rag_app.chain import Prepared, RagChain
 
 log = logging.getLogger(__name__)
 
@@ -210,22 +210,15 @@ def _query_router(resources: Resources) -> APIRouter:
     return router
 
 
-def _answer_events(chain: Any, prepared: Any) -> Iterator[bytes]:
+def _answer_events(chain: RagChain, prepared: Prepared) -> Iterator[bytes]:
     yield sse({"sources": [s.as_json() for s in prepared.sources]}, "sources")
-    pieces: list[str] = []
-    started = time.perf_counter()
     try:
-        if chain.generator is not None or prepared.request is None:
-            for piece in chain.stream(prepared):
-                pieces.append(piece)
-                yield sse({"text": piece}, "token")
-        answer = chain.answer_from_text(prepared, "".join(pieces), time.perf_counter() - started)
+        for part in answer_parts(chain, prepared):
+            yield sse({"text": part}, "token") if isinstance(part, str) else sse(part.as_json(), "done")
     except Exception as e:  # the status line is sent already: the error is the last event
         if not isinstance(e, MmragError):
             log.error("streamed answer failed", exc_info=e)
         yield sse(error_body(e), "error")
-        return
-    yield sse(answer.as_json(), "done")
 
 
 def _index_router(resources: Resources, jobs: JobQueue) -> APIRouter:

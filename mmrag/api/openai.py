@@ -21,10 +21,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmrag.api.errors import UnknownModelError, error_body
-from mmrag.api.events import event_stream, sse
+from mmrag.api.events import answer_parts, event_stream, sse
 from mmrag.api.resources import Resources
 from mmrag.core.errors import ConfigError, MmragError
 from mmrag.core.settings import Settings
+from mmrag.rag_app.chain import Answer, Prepared, RagChain
 
 if TYPE_CHECKING:
     from mmrag.rag_app.followup import Turn
@@ -148,16 +149,16 @@ class _Reply:
             "standalone_question": self.question,
         }
 
-    def chunks(self, chain: Any, prepared: Any) -> Iterator[bytes]:
+    def chunks(self, chain: RagChain, prepared: Prepared) -> Iterator[bytes]:
         yield self._chunk({"role": "assistant", "content": ""})
-        pieces: list[str] = []
-        started = time.perf_counter()
         try:
-            if chain.generator is not None or prepared.request is None:
-                for piece in chain.stream(prepared):
-                    pieces.append(piece)
-                    yield self._chunk({"content": piece})
-            answer = chain.answer_from_text(prepared, "".join(pieces), time.perf_counter() - started)
+            answer: Answer | None = None
+            for part in answer_parts(chain, prepared):
+                if isinstance(part, Answer):
+                    answer = part
+                else:
+                    yield self._chunk({"content": part})
+            assert answer is not None  # answer_parts ends with it
             if chain.generator is None and prepared.request is not None:
                 yield self._chunk({"content": _content(answer)})
         except Exception as e:  # the status line is sent already: the error is the last event
