@@ -34,7 +34,7 @@ from rich.table import Table
 from mmrag.core import prompts, tiny
 from mmrag.core.models import load_vlm
 from mmrag.core.settings import load_settings
-from mmrag.rag_app.generator import GenerationRequest, Generator
+from mmrag.rag_app.generator import GenerationRequest, Generator, LocalGenerator
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BATCH_SIZES = (1, 4, 8)
@@ -130,7 +130,7 @@ def bench_tiny(family: str, cache_dir: Path, new_tokens: int, repeats: int) -> T
     image_tokens = int((inputs["input_ids"] == model.config.image_token_id).sum())
     ttft, decode = token_timings(model, dict(inputs), new_tokens, repeats, "cpu")
 
-    generator = Generator(model_id, "cpu", cache_dir=cache_dir, max_new_tokens=new_tokens)
+    generator = LocalGenerator(model_id, "cpu", cache_dir=cache_dir, max_new_tokens=new_tokens)
     first_piece = median_seconds(lambda: _first_piece(generator, request), repeats, "cpu")
     batch_qps = {}
     for size in BATCH_SIZES:

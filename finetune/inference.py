@@ -21,7 +21,7 @@ from typing import Any
 
 from mmrag.core.errors import MmragError
 from mmrag.core.manifest import MANIFEST_NAME, AdapterManifest
-from mmrag.rag_app.generator import GenerationRequest, Generator
+from mmrag.rag_app.generator import GenerationRequest, Generator, LocalGenerator
 
 JSON = "application/json"
 
@@ -57,7 +57,7 @@ def model_fn(model_dir: str) -> EndpointModel:
     base = None  # the profile's VLM: MMRAG_VLM_MODEL when set, the tiny one in the tiny profile
     if adapter is not None and "vlm_model" not in settings.model_fields_set and settings.profile != "tiny":
         base = AdapterManifest.load(adapter_dir).base_model
-    generator = Generator.from_settings(settings, model_id=base)
+    generator = LocalGenerator.from_settings(settings, model_id=base)
     generator.preload(adapter)
     return EndpointModel(generator, adapter)
 

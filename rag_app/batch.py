@@ -17,16 +17,23 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from mmrag.core.client import CONNECTION_ERRORS, quick_grpc_retries
 from mmrag.core.console import progress_bar
-from mmrag.core.errors import ConfigError, MmragError, ModelUnavailableError, WeaviateUnavailableError
+from mmrag.core.errors import (
+    ConfigError,
+    MmragError,
+    ModelUnavailableError,
+    ServerUnavailableError,
+    WeaviateUnavailableError,
+)
 from mmrag.core.jsonl import json_lines
 from mmrag.core.settings import Settings
 from mmrag.rag_app.chain import Answer, Prepared, RagChain
@@ -34,6 +41,7 @@ from mmrag.rag_app.chain import Answer, Prepared, RagChain
 INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
     WeaviateUnavailableError,
     ModelUnavailableError,
+    ServerUnavailableError,
     *CONNECTION_ERRORS,
 )
 """Failures that say nothing about the row: the group is retried once, then the run stops."""
@@ -309,9 +317,14 @@ def run_batch(
     kinds: tuple[str, ...] = (),
     source_prefix: str | None = None,
     progress: bool = False,
+    concurrency: int | None = None,
 ) -> BatchSummary:
     """Answer the rows of `questions` not yet answered in `out` (and, with `retry_failed`, those whose answer there
-    is an error); `kinds` and `source_prefix` filter every row's retrieval (a row's own `source` wins)."""
+    is an error); `kinds` and `source_prefix` filter every row's retrieval (a row's own `source` wins).
+
+    The local backend answers `batch_size` rows per forward pass. A server backend (and retrieval only) answers
+    `concurrency` rows at once (default MMRAG_GENERATOR_CONCURRENCY), each written as soon as it is answered: the
+    lines come in the order the answers do, and a server that dies mid-run loses none of them."""
     from mmrag.rag_app.service import make_generator, open_chain
 
     rows = list(read_rows(questions))
@@ -322,6 +335,8 @@ def run_batch(
     started = time.perf_counter()
     if adapter is not None:
         settings = settings.model_copy(update={"adapter": adapter})
+    if concurrency is not None:  # the server backend's own limit follows
+        settings = settings.model_copy(update={"generator_concurrency": concurrency})
     generator = None if retrieval_only else make_generator(settings)
     out.parent.mkdir(parents=True, exist_ok=True)
     with (
@@ -331,6 +346,11 @@ def run_batch(
         out.open("a", encoding="utf-8") as sink,
         progress_bar("answering", len(todo), show=progress) as bar,
     ):
+        in_flight = concurrency or settings.generator_concurrency
+        if in_flight > 1 and (generator is None or generator.concurrent):
+            _answer_concurrently(chain, todo, in_flight, (kinds, source_prefix), sink, summary, bar.advance, out)
+            summary.seconds = time.perf_counter() - started
+            return summary
         for start in range(0, len(todo), batch_size):
             group = todo[start : start + batch_size]
             try:
@@ -345,6 +365,54 @@ def run_batch(
             bar.advance(len(group))
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _answer_concurrently(
+    chain: RagChain,
+    todo: list[Row],
+    concurrency: int,
+    filters: tuple[tuple[str, ...], str | None],
+    sink: TextIO,
+    summary: BatchSummary,
+    advance: Callable[[int], None],
+    out: Path,
+) -> None:
+    """Answer `todo` with `concurrency` rows in flight, writing (and syncing) each record as it comes. After an
+    infrastructure failure nothing new starts; the rows still in flight are written if they are answered, and the
+    run stops (BatchStoppedError) with the rest left for the next run."""
+    rows = iter(todo)
+    pending: dict[Future[list[dict[str, Any]]], Row] = {}
+    failure: Exception | None = None
+    left = len(todo)
+    with ThreadPoolExecutor(concurrency, thread_name_prefix="mmrag-batch") as pool:
+
+        def start_next() -> None:
+            row = next(rows, None)
+            if row is not None:
+                pending[pool.submit(_answer_with_retry, chain, [row], *filters)] = row
+
+        for _ in range(concurrency):
+            start_next()
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                pending.pop(future)
+                try:
+                    records = future.result()
+                except INFRASTRUCTURE_ERRORS as e:
+                    failure = failure or e
+                    continue
+                for record in records:
+                    sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    summary.add(record)
+                sink.flush()
+                os.fsync(sink.fileno())
+                left -= 1
+                advance(1)
+                if failure is None:
+                    start_next()
+    if failure is not None:
+        raise _stopped(failure, out, left=left) from failure
 
 
 def _stopped(error: Exception, out: Path, left: int) -> BatchStoppedError:

@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.documents import Document
-from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
+from langchain_core.runnables.utils import AddableDict
 
 from mmrag.core import prompts
 from mmrag.core.errors import ConfigError
-from mmrag.rag_app.generator import GenerationRequest, Generator
+from mmrag.rag_app.chat_model import request_messages
+from mmrag.rag_app.generator import GenerationRequest, Generator, stripped
 from mmrag.rag_app.retriever import MultimodalRetriever
 from mmrag.rag_app.search import SearchOptions
 from mmrag.rag_app.sources import Source, SourceImages
@@ -71,9 +74,36 @@ class RagChain:
         self.min_image_score = min_image_score
         self.adapter = adapter
 
-    def as_runnable(self) -> Runnable[str, Answer]:
-        """The chain as LangChain runnables: question -> (retrieve + prompt) -> generate."""
-        return RunnableLambda(self.prepare) | RunnableLambda(self.finish)
+    def as_runnable(self) -> Runnable[str, dict[str, Any]]:
+        """The chain as LangChain runnables: question -> retrieve + prompt -> the generator's chat model -> answer.
+
+        The output is a dict: ``question`` and ``sources`` (`Source` list, numbered by rank) first, then ``answer``
+        (the text; `stream` yields it token by token as `{"answer": piece}`), then ``abstained`` and ``timings``.
+        The chat model (`Generator.chat_model`) gives callbacks their LLM start/end events with token counts."""
+        return RunnableLambda(self.prepare, name="retrieve") | RunnableLambda(self._answering, name="answer")
+
+    def _answering(self, prepared: Prepared) -> Runnable[Any, Any]:
+        """The runnable that answers `prepared`: its messages, the chat model, then the pieces gathered."""
+        header = AddableDict(question=prepared.question, sources=prepared.sources)
+        if prepared.request is None or self.generator is None:
+            answer = self.finish(prepared)
+            done = header | {"answer": answer.text, "abstained": answer.abstained, "timings": answer.timings}
+            return RunnableLambda(lambda _: AddableDict(done), name="abstain")
+        messages = request_messages(prepared.request)
+        model = self.generator.chat_model(self.adapter)
+        if prepared.request.max_new_tokens is not None:
+            model = model.bind(max_tokens=prepared.request.max_new_tokens)  # type: ignore[assignment]
+
+        def gather(chunks: Iterator[BaseMessage]) -> Iterator[AddableDict]:
+            yield header
+            started, pieces = time.perf_counter(), []
+            for piece in stripped(_content(chunk) for chunk in chunks):
+                pieces.append(piece)
+                yield AddableDict(answer=piece)
+            answer = self._answer(prepared, "".join(pieces), {"generate_s": time.perf_counter() - started})
+            yield AddableDict(abstained=answer.abstained, timings=answer.timings)
+
+        return RunnableLambda(lambda _: messages, name="messages") | model | RunnableGenerator(gather, name="gather")
 
     @property
     def options(self) -> SearchOptions:
@@ -155,6 +185,13 @@ class RagChain:
         text = text.strip()
         abstained = text.lower().startswith(prompts.NOT_FOUND.lower().rstrip("."))
         return Answer(text, abstained, [] if abstained else prepared.sources, prepared.timings | timings)
+
+
+def _content(chunk: BaseMessage) -> str:
+    content = chunk.content
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
 
 
 def check_question(question: str) -> str:

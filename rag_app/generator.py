@@ -10,81 +10,44 @@ and `mmrag batch` (through the chain), the UI, chart descriptions at index time 
 Each request names its adapter (`GenerationRequest.adapter`; None is the base model alone). Adapters are loaded once
 and swapped in place on the loaded base (peft), so switching never reloads it, and requests for different adapters
 can share one generator (UI sessions, the base and the adapter side by side in `finetune eval`).
+
+`LocalGenerator` is one of two backends of `mmrag.rag_app.generation.Generator` (the other, an OpenAI-compatible
+server, is `mmrag.rag_app.served.ServerGenerator`): one lock serialises its generation. `chat_model` gives it as a
+LangChain chat model (token streaming, LLM callbacks with token counts).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmrag.core import prompts
 from mmrag.core.adapters import ADAPTER_WEIGHTS, AdapterError, resolve_adapter
 from mmrag.core.errors import ConfigError, first_line
+from mmrag.core.manifest import check_merged_model
 from mmrag.core.models import load_vlm, resolve_device, resolve_models
+from mmrag.rag_app.generation import (  # re-exported: callers name them from here
+    MULTI_IMAGE_LIMIT,
+    Completion,
+    GenerationRequest,
+    Generator,
+    Usage,
+    stripped,
+)
 
 if TYPE_CHECKING:
     import torch
+    from langchain_core.language_models import BaseChatModel
     from peft import PeftModel
-    from PIL import Image
 
     from mmrag.core.settings import Settings
 
-MULTI_IMAGE_LIMIT = 4
-"""Images given to models that take several per prompt; the retriever orders them by relevance."""
-
 _MAX_IMAGES = {"llava": 1, "llava_next": MULTI_IMAGE_LIMIT, "llava_onevision": MULTI_IMAGE_LIMIT}
 """Images per prompt by `config.model_type`: LLaVA-1.5 was trained on one image; NeXT and OneVision take several."""
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    """A question with its numbered sources: the image sources (shown as `images`, same order) come first."""
-
-    question: str
-    images: Sequence[Image.Image] = ()
-    sources: Sequence[prompts.ContextItem] = ()
-    instruction: str | None = None
-    """A whole user turn to send instead of the grounded-answer prompt (chart descriptions at index time)."""
-    adapter: str | None = None
-    """The LoRA adapter to answer with (a dir or ``s3://bucket/prefix``); None: the base model alone."""
-    max_new_tokens: int | None = None
-    """At most this many new tokens (a follow-up's short rewrite); None: the generator's `max_new_tokens`."""
-
-    @classmethod
-    def chart(
-        cls, question: str, image: Image.Image, chart_label: str = "chart", *, adapter: str | None = None
-    ) -> GenerationRequest:
-        """One chart, as source [1], and a question about it: the prompt of a finetuning sample
-        (`prompts.chart_training_prompt`), as `finetune eval` and the SageMaker handler ask it."""
-        return cls(question, (image,), prompts.chart_sources(chart_label), adapter=adapter)
-
-    def __post_init__(self) -> None:
-        visual = sum(item.kind != "text" for item in self.sources)
-        if visual != len(self.images):
-            raise ValueError(f"{len(self.images)} images but {visual} image/page sources: they must match")
-        if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
-
-    def limited(self, max_images: int) -> GenerationRequest:
-        """The request with only its first `max_images` images (and their sources; the numbers are kept)."""
-        if len(self.images) <= max_images:
-            return self
-        kept, seen = [], 0
-        for item in self.sources:
-            if item.kind != "text":
-                seen += 1
-                if seen > max_images:
-                    continue
-            kept.append(item)
-        return replace(self, images=tuple(self.images[:max_images]), sources=tuple(kept))
-
-    @property
-    def prompt_text(self) -> str:
-        return self.instruction if self.instruction is not None else prompts.user_text(self.question, self.sources)
 
 
 @dataclass(frozen=True)
@@ -95,8 +58,8 @@ class _Loaded:
     dtype: torch.dtype
 
 
-class Generator:
-    """Grounded answers from a LLaVA-family model: `generate`, `stream` (for the UI) and `generate_batch`."""
+class LocalGenerator(Generator):
+    """The LLaVA-family model in this process (transformers, peft adapters swapped in place)."""
 
     def __init__(
         self,
@@ -123,10 +86,12 @@ class Generator:
         self._active: str | None = None  # the adapter on the loaded model
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, model_id: str | None = None, device: str | None = None) -> Generator:
-        """The generator every entry point answers with (`mmrag ask`, `mmrag batch`, the UI, `mmrag finetune eval`,
-        the SageMaker handler): the profile's VLM (or `model_id`) with the settings' device (or `device`), answer
-        length and 4-bit choice. Cheap: nothing loads yet."""
+    def from_settings(
+        cls, settings: Settings, *, model_id: str | None = None, device: str | None = None
+    ) -> LocalGenerator:
+        """The in-process generator (`mmrag finetune eval` and the SageMaker handler use it whatever the backend):
+        the profile's VLM (or `model_id`) with the settings' device (or `device`), answer length and 4-bit choice.
+        Cheap: nothing loads yet."""
         return cls(
             model_id or resolve_models(settings).vlm_model,
             device or settings.device,
@@ -140,12 +105,15 @@ class Generator:
         """How many images one prompt gets (loads the model): 1 for single-image models such as LLaVA-1.5."""
         return _MAX_IMAGES.get(self._load().model.config.model_type, 1)
 
-    def generate(self, request: GenerationRequest) -> str:
-        """The answer to one request (greedy, special tokens removed, stripped)."""
+    def complete(self, request: GenerationRequest) -> Completion:
         return self._generate_together([self._fit(request)])[0]
 
-    def stream(self, request: GenerationRequest) -> Iterator[str]:
-        """The same answer as `generate`, piece by piece as it is decoded; closing the iterator stops decoding."""
+    def chat_model(self, adapter: str | None = None) -> BaseChatModel:
+        from mmrag.rag_app.chat_model import LocalChatModel
+
+        return LocalChatModel(generator=self, adapter=adapter)
+
+    def stream(self, request: GenerationRequest, usage: Usage | None = None) -> Iterator[str]:
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         loaded = self._load()
@@ -159,12 +127,15 @@ class Generator:
             try:
                 with self._lock:
                     self._select(request.adapter)
-                    loaded.model.generate(
+                    output = loaded.model.generate(
                         **inputs,
                         **self._decoding(request.max_new_tokens),
                         streamer=streamer,
                         stopping_criteria=StoppingCriteriaList([_Stop(stop)]),
                     )
+                if usage is not None:
+                    counted = self._usage(inputs, output)[0]
+                    usage.prompt_tokens, usage.completion_tokens = counted.prompt_tokens, counted.completion_tokens
             except BaseException as e:  # handed to the consumer below
                 failures.append(e)
                 streamer.end()
@@ -172,14 +143,14 @@ class Generator:
         thread = threading.Thread(target=run, name="mmrag-generate", daemon=True)
         thread.start()
         try:
-            yield from _stripped(streamer)
+            yield from stripped(streamer)
         finally:
             stop.set()
             thread.join()
         if failures:
             raise failures[0]
 
-    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[str]:
+    def complete_batch(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         """Answers in order; requests with the same adapter, number of images and token limit share one left-padded
         batch."""
         fitted = [self._fit(r) for r in requests]
@@ -188,11 +159,11 @@ class Generator:
         groups: dict[tuple[str | None, int, int | None], list[int]] = defaultdict(list)
         for i, request in enumerate(fitted):
             groups[request.adapter, len(request.images), request.max_new_tokens].append(i)
-        answers = [""] * len(fitted)
+        answers: list[Completion | None] = [None] * len(fitted)
         for indices in groups.values():
             for i, answer in zip(indices, self._generate_together([fitted[i] for i in indices]), strict=True):
                 answers[i] = answer
-        return answers
+        return [a for a in answers if a is not None]
 
     def resolve_adapter(self, source: str) -> Path:
         """The checked local dir of the adapter at `source` (a dir, or ``s3://bucket/prefix`` fetched once into the
@@ -222,6 +193,7 @@ class Generator:
             if self._loaded is None:
                 import torch
 
+                check_merged_model(self.model_id)  # a merged adapter's prompt style must be this version's
                 device = resolve_device(self._device)
                 model, processor = load_vlm(self.model_id, device, four_bit=self._four_bit)
                 processor.tokenizer.padding_side = "left"
@@ -295,7 +267,7 @@ class Generator:
         batch = loaded.processor(text=texts, images=images if any(images) else None, padding=True, return_tensors="pt")
         return batch.to(loaded.device, dtype=loaded.dtype)
 
-    def _generate_together(self, requests: Sequence[GenerationRequest]) -> list[str]:
+    def _generate_together(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         """Answers to requests that share their adapter, number of images and token limit, in one forward batch."""
         import torch
 
@@ -308,7 +280,20 @@ class Generator:
                 output = loaded.model.generate(**inputs, **self._decoding(requests[0].max_new_tokens))
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         tokenizer = loaded.processor.tokenizer
-        return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in new_tokens]
+        texts = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in new_tokens]
+        return [Completion(text, usage) for text, usage in zip(texts, self._usage(inputs, output), strict=True)]
+
+    def _usage(self, inputs: Any, output: torch.Tensor) -> list[Usage]:
+        """Each row's prompt tokens (padding left out) and new tokens (up to and including the first end token)."""
+        tokenizer = self._load().processor.tokenizer
+        prompt_length = inputs["input_ids"].shape[1]
+        end = {t for t in (tokenizer.eos_token_id, tokenizer.pad_token_id) if t is not None}
+        counts = []
+        for mask, row in zip(inputs["attention_mask"], output[:, prompt_length:], strict=True):
+            ids = row.tolist()
+            stop = next((i + 1 for i, t in enumerate(ids) if t in end), len(ids))
+            counts.append(Usage(int(mask.sum()), stop))
+        return counts
 
     def _decoding(self, max_new_tokens: int | None = None) -> dict[str, Any]:
         tokenizer = self._load().processor.tokenizer
@@ -327,18 +312,3 @@ class _Stop:
         import torch
 
         return torch.full((input_ids.shape[0],), self._event.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
-def _stripped(pieces: Iterable[str]) -> Iterator[str]:
-    """The pieces with the whole text's leading and trailing whitespace left out (as `str.strip` would)."""
-    started, pending = False, ""
-    for piece in pieces:
-        if not started:
-            piece = piece.lstrip()
-            started = bool(piece)
-        body = piece.rstrip()
-        if body:
-            yield pending + body
-            pending = piece[len(body) :]
-        else:
-            pending += piece

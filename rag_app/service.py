@@ -13,15 +13,20 @@ from mmrag.core.settings import Settings
 from mmrag.indexer.embedders import ImageEncoder, TextEncoder, embedders_for
 from mmrag.indexer.store import Store
 from mmrag.rag_app.chain import Answer, RagChain, check_question
-from mmrag.rag_app.generator import Generator
+from mmrag.rag_app.generator import Generator, LocalGenerator
 from mmrag.rag_app.retriever import MultimodalRetriever, to_document
 from mmrag.rag_app.search import Ranked, Searcher
 from mmrag.rag_app.sources import NoImageError, Source, SourceImages
 
 
 def make_generator(settings: Settings) -> Generator:
-    """The profile's VLM (it loads on first use); each request names its adapter (`GenerationRequest.adapter`)."""
-    return Generator.from_settings(settings)
+    """The settings' backend: the profile's VLM in this process (it loads on first use) or an OpenAI-compatible
+    server (MMRAG_GENERATOR_BACKEND=openai); each request names its adapter (`GenerationRequest.adapter`)."""
+    if settings.generator_backend == "openai":
+        from mmrag.rag_app.served import ServerGenerator
+
+        return ServerGenerator.from_settings(settings)
+    return LocalGenerator.from_settings(settings)
 
 
 def build_chain(
@@ -60,6 +65,7 @@ def open_chain(
     """A chain over the settings' collection (checked to exist), closed on exit."""
     if not retrieval_only:
         generator = generator or make_generator(settings)
+        generator.check()  # a server backend that is down or lacks the model is told before anything else
         if settings.adapter is not None:
             generator.resolve_adapter(settings.adapter)  # a wrong adapter is told before anything connects
     with connect(settings) as client:  # a reader: a local server that is down is an error, never started here

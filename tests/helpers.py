@@ -30,6 +30,65 @@ CACHE_DIR = load_settings().cache_dir
 """Rebuildable things (the Weaviate binary, tiny checkpoints) live in the user's cache across test runs."""
 
 MMRAG_SCRIPT = str(Path(sys.executable).with_name("mmrag"))
+TRANSFORMERS_SCRIPT = str(Path(sys.executable).with_name("transformers"))
+
+
+class TransformersServer:
+    """A real `transformers serve` of one checkpoint on a free loopback port (CPU, float32 as the local backend),
+    for the server backend's tests and `bench/serving.py`; `kill` and `start` again (same port) for outage tests."""
+
+    def __init__(self, model: str, log: Path, *, port: int | None = None, continuous_batching: bool = False) -> None:
+        self.model, self.log = model, log
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self._extra = ["--continuous-batching"] if continuous_batching else []
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 180) -> TransformersServer:
+        import time
+
+        import httpx
+
+        command = [TRANSFORMERS_SCRIPT, "serve", self.model, "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--device", "cpu", "--dtype", "float32", *self._extra]
+        env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "TQDM_DISABLE": "1"}
+        with self.log.open("ab") as log:
+            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"transformers serve exited ({self._process.returncode}): see {self.log}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"transformers serve did not start in {timeout_s:.0f} s: see {self.log}")
+
+    def kill(self) -> None:
+        """Die at once, as a crashed server does (requests in flight lose their connection)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=30)
+            self._process = None
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=30)
+            self._process = None
+
+    def __enter__(self) -> TransformersServer:
+        return self.start() if self._process is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def module_settings(server: LocalWeaviate, prefix: str, **overrides: object) -> Settings:
@@ -81,6 +140,11 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
         MMRAG_DEVICE=settings.device,
         HF_HUB_OFFLINE="1",
     )
+    for name in sorted(settings.model_fields_set):  # the rest that was set on purpose (generator_url, k, ...)
+        value = getattr(settings, name)
+        if value is not None:
+            secret = getattr(value, "get_secret_value", None)
+            env.setdefault(f"MMRAG_{name.upper()}", str(secret() if secret else value))
     env.update(extra)
     return env
 
@@ -128,3 +192,25 @@ SOURCE_KEYS = {
     "bm25",
 }
 """What `search --json`, `ask --json` and `batch` say of each source."""
+
+
+LANGUAGE_MODEL_LORA = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+def make_adapter(
+    out: Path, base_dir: str, *, seed: int, base_model: str | None = None, style: str | None = None
+) -> str:
+    """A random (non-zero) LoRA on the language model of the tiny base, saved with its manifest as training would."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from mmrag.core.manifest import AdapterManifest
+    from mmrag.core.models import load_vlm
+    from mmrag.core.prompts import PROMPT_STYLE
+
+    base, _ = load_vlm(base_dir, "cpu")
+    torch.manual_seed(seed)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=LANGUAGE_MODEL_LORA, init_lora_weights=False)
+    get_peft_model(base, config).save_pretrained(str(out))
+    AdapterManifest(base_model=base_model or base_dir, prompt_style=style or PROMPT_STYLE).save(out)
+    return str(out)

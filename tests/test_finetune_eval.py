@@ -23,7 +23,7 @@ from mmrag.finetune.domains import load_domain
 from mmrag.finetune.encoding import IGNORE_INDEX, encode
 from mmrag.finetune.evaluate import chart_request, evaluate
 from mmrag.finetune.samples import DatasetError, Sample, read_samples
-from mmrag.rag_app.generator import GenerationRequest, Generator
+from mmrag.rag_app.generator import GenerationRequest, LocalGenerator
 from tests.helpers import CACHE_DIR, cli_env, run_cli
 
 pytestmark = [
@@ -98,7 +98,7 @@ def test_eval_refuses_a_pickled_adapter_in_one_line(pickled_adapter: Path, data_
 
 
 def test_evaluate_refuses_a_pickled_adapter_before_loading_a_model(pickled_adapter: Path, base: str) -> None:
-    generator = Generator(base, "cpu", cache_dir=CACHE_DIR)
+    generator = LocalGenerator(base, "cpu", cache_dir=CACHE_DIR)
     with pytest.raises(AdapterError, match=r"has no adapter_model\.safetensors"):
         evaluate(pickled_adapter.parent / "no-data-needed", generator, adapter=str(pickled_adapter))
 
@@ -106,7 +106,7 @@ def test_evaluate_refuses_a_pickled_adapter_before_loading_a_model(pickled_adapt
 def test_the_generator_never_hands_a_pickle_to_peft(
     pickled_adapter: Path, base: str, data_dir: Path, tmp_path: Path
 ) -> None:
-    generator = Generator(base, "cpu", cache_dir=CACHE_DIR, max_new_tokens=4)
+    generator = LocalGenerator(base, "cpu", cache_dir=CACHE_DIR, max_new_tokens=4)
     sample, image = _first_test_sample(data_dir)
     with pytest.raises(AdapterError, match="never loaded"):
         generator.generate(chart_request(sample, image, str(pickled_adapter)))
@@ -165,7 +165,7 @@ def test_eval_asks_exactly_as_training_taught(data_dir: Path, base: str, monkeyp
     sample, image = _first_test_sample(data_dir)
     with monkeypatch.context() as patched:
         patched.setattr(type(processor), "__call__", spy)
-        Generator(base, "cpu", cache_dir=CACHE_DIR, max_new_tokens=2).generate(chart_request(sample, image))
+        LocalGenerator(base, "cpu", cache_dir=CACHE_DIR, max_new_tokens=2).generate(chart_request(sample, image))
     (asked,) = prompts
 
     encoded = encode(processor, sample, image)

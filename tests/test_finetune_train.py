@@ -25,7 +25,7 @@ from mmrag.finetune.encoding import collate, encode
 from mmrag.finetune.evaluate import evaluate, save_report
 from mmrag.finetune.samples import Sample, Turn, read_samples
 from mmrag.finetune.train import LOSS_CSV, TrainConfig, TrainingError, train
-from mmrag.rag_app.generator import GenerationRequest, Generator
+from mmrag.rag_app.generator import GenerationRequest, LocalGenerator
 from tests.helpers import CACHE_DIR
 
 pytestmark = [
@@ -115,7 +115,7 @@ def test_the_adapter_reloads_exactly_and_changes_the_outputs(adapter: Path, data
 
 
 def test_an_adapter_is_refused_on_another_base(adapter: Path) -> None:
-    other = Generator(str(tiny_vlm_dir(CACHE_DIR, "llava")), "cpu", cache_dir=CACHE_DIR)
+    other = LocalGenerator(str(tiny_vlm_dir(CACHE_DIR, "llava")), "cpu", cache_dir=CACHE_DIR)
     with pytest.raises(AdapterError, match="trained on"):
         other.resolve_adapter(str(adapter))
 
@@ -153,7 +153,7 @@ def test_a_batch_without_supervised_tokens_fails_fast(tmp_path: Path, base: str,
 
 
 def test_eval_reports_base_and_adapter_side_by_side(adapter: Path, data_dir: Path, base: str, tmp_path: Path) -> None:
-    report = evaluate(data_dir, Generator(base, "cpu", cache_dir=CACHE_DIR), adapter=str(adapter))
+    report = evaluate(data_dir, LocalGenerator(base, "cpu", cache_dir=CACHE_DIR), adapter=str(adapter))
     assert report.models == ("base", "adapter")
     n = report.overall["base"].n
     assert n == len(report.predictions) > 0
@@ -183,7 +183,7 @@ def test_the_sagemaker_handler_answers_with_the_adapter(
     assert reply["question"] == "Highest value?"
     with Image.open(image_path) as image:  # what `mmrag ask`'s generator answers for the chart as source [1]
         request = GenerationRequest.chart("Highest value?", image.convert("RGB"), adapter=str(adapter))
-    assert reply["answer"] == Generator(base, "cpu", cache_dir=CACHE_DIR).generate(request)
+    assert reply["answer"] == LocalGenerator(base, "cpu", cache_dir=CACHE_DIR).generate(request)
     with pytest.raises(inference.RequestError, match="content type"):
         inference.input_fn(body, "text/csv")
     with pytest.raises(inference.RequestError, match="base64"):

@@ -18,7 +18,7 @@ from mmrag.rag_app.followup import (
     rewrite_request,
     standalone_question,
 )
-from mmrag.rag_app.generator import GenerationRequest, Generator
+from mmrag.rag_app.generator import Completion, GenerationRequest, LocalGenerator, Usage
 from tests.helpers import CACHE_DIR
 
 REVENUE = Turn("What was the revenue in 2021?", "12.4 million USD [1]")
@@ -26,13 +26,13 @@ FOLLOW_UP = "and in 2022?"
 
 
 @pytest.fixture(scope="module")
-def tiny_generator() -> Generator:
+def tiny_generator() -> LocalGenerator:
     """The tiny LLaVA through the real loading code; answers are short, the rewrite has its own limit."""
     tiny.ensure_tiny_models(CACHE_DIR)
-    return Generator(str(tiny.tiny_vlm_dir(CACHE_DIR, "llava")), "cpu", cache_dir=CACHE_DIR, max_new_tokens=4)
+    return LocalGenerator(str(tiny.tiny_vlm_dir(CACHE_DIR, "llava")), "cpu", cache_dir=CACHE_DIR, max_new_tokens=4)
 
 
-class EmptyReplies(Generator):
+class EmptyReplies(LocalGenerator):
     """A fake: a generator whose model replies `reply` (the tiny random model cannot be made to reply nothing)."""
 
     def __init__(self, reply: str) -> None:
@@ -40,13 +40,13 @@ class EmptyReplies(Generator):
         self.reply = reply
         self.requests: list[GenerationRequest] = []
 
-    def generate(self, request: GenerationRequest) -> str:
+    def complete(self, request: GenerationRequest) -> Completion:
         self.requests.append(request)
-        return self.reply
+        return Completion(self.reply, Usage())
 
 
 def test_without_history_the_question_is_kept() -> None:
-    missing = Generator("/nonexistent/vlm", "cpu", cache_dir=CACHE_DIR)  # would fail if it were asked
+    missing = LocalGenerator("/nonexistent/vlm", "cpu", cache_dir=CACHE_DIR)  # would fail if it were asked
     assert standalone_question("  What was the revenue\nin 2021? ", [], missing) == "What was the revenue in 2021?"
     assert standalone_question(FOLLOW_UP, [], None) == FOLLOW_UP
     with pytest.raises(ConfigError, match="empty"):
@@ -96,7 +96,7 @@ def test_rewrite_prompt_holds_the_last_turns() -> None:
     assert (request.adapter, request.max_new_tokens) == ("/some/adapter", REWRITE_TOKENS)
 
 
-def test_tiny_generator_rewrites_with_its_own_token_limit(tiny_generator: Generator) -> None:
+def test_tiny_generator_rewrites_with_its_own_token_limit(tiny_generator: LocalGenerator) -> None:
     history = [REVENUE]
     request = rewrite_request(FOLLOW_UP, history)
     reply = tiny_generator.generate(request)

@@ -15,12 +15,11 @@ from PIL import Image
 from mmrag.core import tiny
 from mmrag.core.adapters import AdapterError, s3_cache_dir
 from mmrag.core.errors import ConfigError
-from mmrag.core.manifest import AdapterManifest
 from mmrag.core.models import load_vlm
-from mmrag.core.prompts import PROMPT_STYLE, ContextItem
+from mmrag.core.prompts import ContextItem
 from mmrag.rag_app import generator as generator_module
-from mmrag.rag_app.generator import GenerationRequest, Generator
-from tests.helpers import CACHE_DIR
+from mmrag.rag_app.generator import GenerationRequest, Generator, LocalGenerator
+from tests.helpers import CACHE_DIR, make_adapter
 
 pytestmark = [
     pytest.mark.slow,  # generation with the tiny VLMs, adapters loaded and swapped
@@ -32,7 +31,6 @@ TOKENS_PER_IMAGE = {
     "llava": (tiny.IMAGE_SIZE // tiny.PATCH_SIZE) ** 2,  # CLS token dropped ("default" strategy)
     "llava_onevision": (tiny.IMAGE_SIZE // tiny.PATCH_SIZE) ** 2 + 1,  # one newline token per image of several
 }
-LANGUAGE_MODEL_LORA = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 
 def model_dir(family: str) -> str:
@@ -56,7 +54,7 @@ def request(n_images: int, question: str = "What is the largest bar?", n_texts: 
 
 @pytest.fixture(scope="module", params=FAMILIES)
 def family_generator(request: pytest.FixtureRequest) -> tuple[str, Generator]:
-    return request.param, Generator(model_dir(request.param), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
+    return request.param, LocalGenerator(model_dir(request.param), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
 
 
 @pytest.fixture
@@ -85,7 +83,7 @@ def image_tokens(generator_dir: str, output: Any) -> int:
 
 
 def test_single_image_model_gets_only_the_best_image(processor_calls: list[tuple[dict[str, Any], Any]]) -> None:
-    generator = Generator(model_dir("llava"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=4)
+    generator = LocalGenerator(model_dir("llava"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=4)
     assert generator.max_images == 1
 
     generator.generate(request(n_images=3))
@@ -104,7 +102,7 @@ def test_single_image_model_gets_only_the_best_image(processor_calls: list[tuple
 def test_multi_image_model_gets_up_to_max_images(
     processor_calls: list[tuple[dict[str, Any], Any]], n_images: int, expected: int
 ) -> None:
-    generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=4)
+    generator = LocalGenerator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=4)
     assert generator.max_images == 4
 
     generator.generate(request(n_images))
@@ -115,7 +113,7 @@ def test_multi_image_model_gets_up_to_max_images(
 
 
 def test_text_only_request_passes_no_images(processor_calls: list[tuple[dict[str, Any], Any]]) -> None:
-    generator = Generator(model_dir("llava"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=4)
+    generator = LocalGenerator(model_dir("llava"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=4)
     generator.generate(request(n_images=0, n_texts=2))
     (kwargs, _), *_ = processor_calls
     assert kwargs["images"] is None
@@ -153,30 +151,16 @@ def test_batch_equals_one_by_one(family_generator: tuple[str, Generator]) -> Non
 
 def test_answers_are_deterministic(family_generator: tuple[str, Generator]) -> None:
     family, generator = family_generator
-    fresh = Generator(model_dir(family), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
+    fresh = LocalGenerator(model_dir(family), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
     assert generator.generate(request(1)) == generator.generate(request(1)) == fresh.generate(request(1))
 
 
 def test_max_new_tokens_is_checked() -> None:
     with pytest.raises(ConfigError, match="max_new_tokens must be at least 1"):
-        Generator(model_dir("llava"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=0)
+        LocalGenerator(model_dir("llava"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=0)
 
 
 # Adapters
-
-
-def make_adapter(
-    out: Path, base_dir: str, *, seed: int, base_model: str | None = None, style: str = PROMPT_STYLE
-) -> str:
-    """A random (non-zero) LoRA on the language model of the tiny base, saved with its manifest as training would."""
-    from peft import LoraConfig, get_peft_model
-
-    base, _ = load_vlm(base_dir, "cpu")
-    torch.manual_seed(seed)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=LANGUAGE_MODEL_LORA, init_lora_weights=False)
-    get_peft_model(base, config).save_pretrained(str(out))
-    AdapterManifest(base_model=base_model or base_dir, prompt_style=style).save(out)
-    return str(out)
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +194,7 @@ def asking(adapter: str | None, base: GenerationRequest | None = None) -> Genera
 
 
 def test_adapters_change_answers_and_swap_without_reloading(adapters: dict[str, str], load_count: list[str]) -> None:
-    generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
+    generator = LocalGenerator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
     questions = [request(1), request(0, "How much did revenue grow?")]
     base = generator.generate_batch(questions)
 
@@ -226,7 +210,7 @@ def test_adapters_change_answers_and_swap_without_reloading(adapters: dict[str, 
 
 
 def test_one_batch_mixes_adapters_and_each_request_gets_its_own(adapters: dict[str, str]) -> None:
-    generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
+    generator = LocalGenerator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
     mixed = [asking(adapters["a"]), asking(None), asking(adapters["b"]), asking(adapters["a"], request(0))]
     assert generator.generate_batch(mixed) == [generator.generate(r) for r in mixed]
     assert len(set(generator.generate_batch(mixed[:3]))) == 3
@@ -235,7 +219,7 @@ def test_one_batch_mixes_adapters_and_each_request_gets_its_own(adapters: dict[s
 def test_concurrent_requests_answer_with_their_own_adapters(adapters: dict[str, str], load_count: list[str]) -> None:
     """UI sessions share one base; each request names its session's adapter, so a session never answers with
     another's, whatever the others ask for meanwhile."""
-    generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
+    generator = LocalGenerator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
     sessions = {"a": adapters["a"], "b": adapters["b"], "base": None}
     expected = {key: generator.generate(asking(adapter)) for key, adapter in sessions.items()}
     assert len(set(expected.values())) == 3
@@ -257,7 +241,7 @@ def test_concurrent_requests_answer_with_their_own_adapters(adapters: dict[str, 
 
 
 def test_an_adapter_is_checked_without_loading_the_model(adapters: dict[str, str], load_count: list[str]) -> None:
-    generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
+    generator = LocalGenerator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
     assert generator.resolve_adapter(adapters["a"]) == Path(adapters["a"])
     with pytest.raises(AdapterError, match="trained on"):
         generator.resolve_adapter(adapters["other_base"])
@@ -272,7 +256,7 @@ def test_an_adapter_is_checked_without_loading_the_model(adapters: dict[str, str
     ],
 )
 def test_mismatched_adapter_is_refused(adapters: dict[str, str], key: str, message: str) -> None:
-    generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
+    generator = LocalGenerator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
     before = generator.generate(request(1))
     with pytest.raises(AdapterError, match=message):
         generator.generate(asking(adapters[key]))
@@ -286,7 +270,7 @@ def test_dir_without_manifest_is_refused(adapters: dict[str, str], tmp_path: Pat
     bare.mkdir()
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         (bare / name).write_bytes((Path(adapters["a"]) / name).read_bytes())
-    generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR)
+    generator = LocalGenerator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR)
     with pytest.raises(AdapterError, match=r"is not an mmrag adapter: mmrag_adapter.json is missing"):
         generator.resolve_adapter(str(bare))
     with pytest.raises(AdapterError, match="not found"):
@@ -311,7 +295,7 @@ def test_unreadable_adapter_weights_are_refused_and_the_base_answers_on(
     for name in ("adapter_config.json", "mmrag_adapter.json"):
         (broken / name).write_bytes((Path(adapters["a"]) / name).read_bytes())
     (broken / "adapter_model.safetensors").write_bytes(b"not safetensors")
-    generator = Generator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
+    generator = LocalGenerator(model_dir("llava_onevision"), "cpu", cache_dir=CACHE_DIR, max_new_tokens=12)
     before = generator.generate(request(1))
     with pytest.raises(AdapterError, match=r"cannot load the adapter at .*broken"):
         generator.generate(asking(str(broken)))
@@ -328,8 +312,8 @@ def test_s3_adapter_is_pulled_once_into_the_cache(adapters: dict[str, str], aws_
     client.create_bucket(Bucket="adapters")
     s3.push(Path(adapters["a"]), "s3://adapters/runs/a")
     uri = "s3://adapters/runs/a"
-    local = Generator(model_dir("llava_onevision"), "cpu", cache_dir=tmp_path, max_new_tokens=12)
-    remote = Generator(model_dir("llava_onevision"), "cpu", cache_dir=tmp_path, max_new_tokens=12)
+    local = LocalGenerator(model_dir("llava_onevision"), "cpu", cache_dir=tmp_path, max_new_tokens=12)
+    remote = LocalGenerator(model_dir("llava_onevision"), "cpu", cache_dir=tmp_path, max_new_tokens=12)
 
     expected = local.generate(asking(adapters["a"]))
     assert remote.generate(asking(uri)) == expected

@@ -15,14 +15,15 @@ from streamlit.testing.v1 import AppTest
 from mmrag.commands.sample_corpus import write_sample_corpus
 from mmrag.commands.ui import APP
 from mmrag.core import prompts
+from mmrag.core.models import resolve_models
 from mmrag.core.server import LocalWeaviate, free_port
 from mmrag.core.settings import Settings
 from mmrag.core.tiny import tiny_clip_dir
 from mmrag.indexer.service import index_paths
 from mmrag.rag_app.followup import standalone_question
-from mmrag.rag_app.generator import Generator
+from mmrag.rag_app.service import make_generator
 from mmrag.ui import chat
-from tests.helpers import NO_SETTINGS_FILES, cli_env, module_settings
+from tests.helpers import NO_SETTINGS_FILES, TransformersServer, cli_env, module_settings
 
 pytestmark = pytest.mark.slow  # the Streamlit app over an indexed corpus, answering
 
@@ -113,6 +114,21 @@ def test_question_gets_an_answer_and_numbered_sources_with_thumbnails(
     assert len(source_lines(app)) == len(sources)
 
 
+def test_a_server_backend_answers_the_page_as_the_local_model_does(
+    monkeypatch: pytest.MonkeyPatch, corpus_settings: Settings, tmp_path: Path
+) -> None:
+    local = ask(page(monkeypatch, corpus_settings), QUESTION).chat_message[1]
+    with TransformersServer(resolve_models(corpus_settings).vlm_model, tmp_path / "serve.log") as server:
+        app = ask(
+            page(monkeypatch, corpus_settings, MMRAG_GENERATOR_BACKEND="openai", MMRAG_GENERATOR_URL=server.url),
+            QUESTION,
+        )
+    served = app.chat_message[1]
+    assert served.markdown[0].value == local.markdown[0].value and served.markdown[0].value.strip()
+    assert source_lines(served) == source_lines(local)
+    assert [e.value for e in app.error] == []
+
+
 def test_unrelated_question_says_not_found(monkeypatch: pytest.MonkeyPatch, corpus_settings: Settings) -> None:
     app = ask(page(monkeypatch, corpus_settings), "What is the airspeed velocity of an unladen swallow?")
     assistant = app.chat_message[1]
@@ -160,7 +176,7 @@ def test_follow_up_is_rewritten_by_the_vlm(monkeypatch: pytest.MonkeyPatch, corp
     app = ask(ask(page(monkeypatch, corpus_settings), QUESTION), FOLLOW_UP)
     turns = app.session_state["turns"]
     assert [t.question for t in turns] == [QUESTION, FOLLOW_UP] and turns[0].answer
-    vlm = Generator.from_settings(corpus_settings)  # the page's tiny VLM: greedy, so it rewrites the same
+    vlm = make_generator(corpus_settings)  # the page's tiny VLM: greedy, so it rewrites the same
     rewritten = standalone_question(FOLLOW_UP, chat.history(turns[:1]), vlm, adapter=corpus_settings.adapter)
     assert rewritten != f"{QUESTION} {FOLLOW_UP}"  # the tiny VLM's (random) words, not the retrieval-only rule
     assert turns[1].searched == rewritten

@@ -49,8 +49,9 @@ def _embedders(models: str, _settings: Settings) -> chat.Embedders:
 
 @st.cache_resource(show_spinner=False)
 def _generator(model: str, _settings: Settings) -> Generator:
-    """The VLM, shared by the sessions: each question's request names its session's adapter (the chain's), so the
-    base never reloads and a session never answers with another's adapter."""
+    """The VLM (or the server's client), shared by the sessions: each question's request names its session's adapter
+    (the chain's), so the base never reloads and a session never answers with another's adapter. On a server backend
+    the sessions' questions are answered concurrently; the local model answers one at a time."""
     from mmrag.rag_app.service import make_generator
 
     return make_generator(_settings)
@@ -67,7 +68,9 @@ def _keys(settings: Settings) -> tuple[str, str, str]:
     s = settings
     address = f"{s.weaviate_url or '127.0.0.1'}|{s.weaviate_http_port}|{s.weaviate_grpc_port}|{s.data_dir}"
     models = f"{s.profile}|{s.clip_model}|{s.clip_pretrained}|{s.text_model}|{s.device}"
-    vlm = f"{s.profile}|{s.vlm_model}|{s.device}|{s.four_bit}|{s.max_new_tokens}"
+    vlm = f"{s.profile}|{s.vlm_model}|{s.device}|{s.four_bit}|{s.max_new_tokens}|{s.generator_backend}"
+    if s.generator_backend != "local":  # one client per server and model; its requests run concurrently
+        vlm += f"|{s.generator_url}|{s.generator_model}|{s.generator_concurrency}"
     return address, models, vlm
 
 

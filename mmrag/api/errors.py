@@ -12,7 +12,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from mmrag.core.errors import MmragError, ModelUnavailableError, ServerStartError, WeaviateUnavailableError, one_line
+from mmrag.core.errors import (
+    MmragError,
+    ModelUnavailableError,
+    ServerStartError,
+    ServerUnavailableError,
+    WeaviateUnavailableError,
+    one_line,
+)
 from mmrag.indexer.uploads import UploadTooLargeError
 
 log = logging.getLogger(__name__)
@@ -35,7 +42,7 @@ def status_of(error: MmragError) -> int:
         return 413
     if isinstance(error, CollectionMismatchError):
         return 409
-    if isinstance(error, WeaviateUnavailableError | ServerStartError | ModelUnavailableError):
+    if isinstance(error, WeaviateUnavailableError | ServerStartError | ModelUnavailableError | ServerUnavailableError):
         return 503
     return 400
 

@@ -1,8 +1,9 @@
 """The pieces of the server that outlive one request: one Weaviate client, the encoders and the VLM.
 
 Each loads on first use, once per process (a lock keeps two first requests from loading twice); a request builds a
-cheap `RagChain` over them, as the UI does. The generator serialises generation itself (its own lock), so requests
-that only search run concurrently in FastAPI's thread pool while one answer is being generated.
+cheap `RagChain` over them, as the UI does. Requests run in FastAPI's thread pool: the local generator serialises
+generation itself (its own lock), so searches run concurrently while one answer is being generated; a server backend
+(MMRAG_GENERATOR_BACKEND=openai) answers up to MMRAG_GENERATOR_CONCURRENCY requests at once.
 """
 
 from __future__ import annotations

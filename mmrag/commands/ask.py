@@ -65,7 +65,9 @@ def ask(
     kind: Kinds = None,
     source: SourceFilter = None,
     collection: Collection = None,
-    adapter: str | None = typer.Option(None, help="LoRA adapter dir or s3://bucket/prefix (default: MMRAG_ADAPTER)."),
+    adapter: str | None = typer.Option(
+        None, help="LoRA adapter dir or s3://bucket/prefix; NAME=SOURCE on a server backend (default: MMRAG_ADAPTER)."
+    ),
     retrieval_only: bool = typer.Option(False, "--retrieval-only", help="Only retrieve; no answer generated."),
     json_output: Json = False,
 ) -> None:
@@ -103,8 +105,16 @@ def batch(
     kind: Kinds = None,
     source: SourceFilter = None,
     collection: Collection = None,
-    adapter: str | None = typer.Option(None, help="LoRA adapter dir or s3://bucket/prefix."),
-    batch_size: int = typer.Option(4, min=1, help="Questions generated together."),
+    adapter: str | None = typer.Option(
+        None, help="LoRA adapter dir or s3://bucket/prefix; on a server backend NAME=SOURCE or a served name."
+    ),
+    batch_size: int = typer.Option(4, min=1, help="Questions generated together (local backend)."),
+    concurrency: int | None = typer.Option(
+        None,
+        min=1,
+        max=1024,
+        help="Questions in flight at once on a server backend or retrieval only (default MMRAG_GENERATOR_CONCURRENCY).",
+    ),
     retrieval_only: bool = typer.Option(False, "--retrieval-only", help="Only retrieve; no answers generated."),
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Answer again the rows whose answer in --out is an error."
@@ -123,6 +133,7 @@ def batch(
         out_path,
         adapter=adapter,
         batch_size=batch_size,
+        concurrency=concurrency,
         retrieval_only=retrieval_only,
         retry_failed=retry_failed,
         kinds=kind_names(kind),

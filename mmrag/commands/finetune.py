@@ -1,4 +1,5 @@
-"""`mmrag finetune data|validate|train|eval|push|pull`: synthetic chart QA, LoRA adapters, evaluation, S3.
+"""`mmrag finetune data|validate|train|eval|push|pull|merge`: synthetic chart QA, LoRA adapters, evaluation, S3,
+merged models.
 
 Each command parses its options and calls one library function; heavy imports happen inside the commands. The
 options of `data` and `train` take their defaults from the library's DataConfig and TrainConfig.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 
@@ -19,7 +20,7 @@ from mmrag.finetune.train import TrainConfig
 if TYPE_CHECKING:
     from mmrag.finetune.evaluate import EvalReport
     from mmrag.finetune.train import StepLog
-    from mmrag.rag_app.generator import Generator
+    from mmrag.rag_app.generator import LocalGenerator
 
 DATA = DataConfig(n_charts=1000)
 """The defaults of `finetune data` (the number of charts is the command's own)."""
@@ -211,12 +212,12 @@ def evaluate(
     err.print(f"report: {json_path}, plot: {png_path}")
 
 
-def _generator(base: str | None, device: str | None) -> Generator:
-    """The generator `mmrag ask` answers with, on `base` and `device` when given."""
+def _generator(base: str | None, device: str | None) -> LocalGenerator:
+    """The in-process generator `mmrag ask` answers with locally, on `base` and `device` when given."""
     from mmrag.core.settings import load_settings
-    from mmrag.rag_app.generator import Generator
+    from mmrag.rag_app.generator import LocalGenerator
 
-    return Generator.from_settings(load_settings(), model_id=base, device=_device(device))
+    return LocalGenerator.from_settings(load_settings(), model_id=base, device=_device(device))
 
 
 def _print_report(report: EvalReport) -> None:
@@ -257,6 +258,42 @@ def pull(
     out.print(f"pulled {uri} into {download(uri, dest)}")
 
 
+def merge(
+    adapter: str = typer.Argument(..., help="Adapter dir or s3://bucket/prefix."),
+    out_dir: Path = typer.Option(..., "--out", help="New directory for the merged model."),
+    base: str | None = typer.Option(None, help="Base model id or dir (default: the adapter manifest's)."),
+    device: Literal["cpu", "cuda"] = typer.Option("cpu", help="Merge on cpu (in float32) or cuda (in bfloat16)."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier merged model in --out."),
+) -> None:
+    """Merge an adapter into its base: a full checkpoint for servers without LoRA for the model (vLLM on OneVision).
+
+    Serve OUT as any LLaVA checkpoint: `transformers serve OUT`, `vllm serve OUT`, MMRAG_VLM_MODEL=OUT.
+
+    The weights keep the base's dtype; OUT/mmrag_merged.json says what was merged."""
+    from mmrag.core.console import plain
+    from mmrag.core.settings import load_settings
+    from mmrag.finetune.merge import merge_adapter
+
+    _quiet_warnings()
+    result = merge_adapter(
+        adapter,
+        out_dir,
+        cache_dir=load_settings().cache_dir,
+        base=base,
+        device=device,
+        force=force,
+        progress=lambda line: err.print(plain(line), markup=False, highlight=False),
+    )
+    manifest, files = result.manifest, len(result.weight_files)
+    what = f"{manifest.base_model} + {manifest.adapter}"  # names from the adapter's manifest: data
+    out.print(
+        f"merged model in {plain(str(result.out))}: {plain(what)}, {manifest.dtype}, "
+        f"{result.size_bytes / 1e6:,.0f} MB in {files} safetensors file{'s' if files > 1 else ''}",
+        markup=False,
+        highlight=False,
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the `finetune` group to the `mmrag` app."""
     group = typer.Typer(help="Synthetic chart QA, LoRA adapters, evaluation and S3 shipping.", no_args_is_help=True)
@@ -267,6 +304,7 @@ def register(app: typer.Typer) -> None:
         ("eval", evaluate),
         ("push", push),
         ("pull", pull),
+        ("merge", merge),
     ):
         group.command(name)(command)
     app.add_typer(group, name="finetune")

@@ -25,6 +25,10 @@ class ModelUnavailableError(MmragError):
     """A model could not be loaded (missing locally and the hub unreachable, bad id)."""
 
 
+class ServerUnavailableError(MmragError):
+    """An inference server that cannot be reached, times out, or stays busy (429, 5xx) after the retries."""
+
+
 def first_line(error: BaseException, limit: int = 200) -> str:
     """An exception as one short line for a user: its message's first line (never a gRPC call's repr), else its type."""
     text = str(error).strip().split(" Details: <_")[0]

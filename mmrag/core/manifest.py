@@ -1,4 +1,7 @@
-"""The manifest saved beside every LoRA adapter: what produced it, so the app can refuse a mismatched base."""
+"""The manifest saved beside every LoRA adapter: what produced it, so the app can refuse a mismatched base.
+
+A merged model (`mmrag finetune merge`) carries its own, `MergedManifest`: the base and adapter merged into it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mmrag.core.errors import MmragError, one_line
+from mmrag.core.prompts import PROMPT_STYLE
 
 MANIFEST_NAME = "mmrag_adapter.json"
 
@@ -89,3 +93,63 @@ def model_revision(model_id: str, config: Any = None) -> str | None:
     for weights in sorted(path.glob("*.safetensors")):
         digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
     return f"sha256:{digest.hexdigest()}"
+
+
+MERGED_MANIFEST_NAME = "mmrag_merged.json"
+
+
+@dataclass(frozen=True)
+class MergedManifest:
+    """Saved beside a merged model (`mmrag finetune merge`): the base and the adapter that were merged into it."""
+
+    base_model: str
+    """The base model id or dir the adapter was merged into."""
+    adapter: str
+    """The adapter's source as given (a dir or ``s3://bucket/prefix``)."""
+    adapter_manifest: dict[str, Any]
+    """The adapter's own manifest (`AdapterManifest`), as saved beside it."""
+    prompt_style: str
+    """The prompt style the adapter was trained with: the merged model answers well only when asked in it."""
+    base_revision: str | None = None
+    """The base checkpoint's revision at merge time (`model_revision`), else None."""
+    dtype: str | None = None
+    """The dtype the merged weights are saved in."""
+    mmrag_version: str | None = None
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def save(self, model_dir: Path) -> Path:
+        path = model_dir / MERGED_MANIFEST_NAME
+        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, model_dir: Path) -> MergedManifest:
+        path = model_dir / MERGED_MANIFEST_NAME
+        try:
+            data = json.loads(path.read_text())
+            manifest = cls(**data)
+        except FileNotFoundError as e:
+            raise ManifestError(f"{model_dir} is not a merged mmrag model: {MERGED_MANIFEST_NAME} is missing") from e
+        except (ValueError, TypeError, RecursionError) as e:  # bad JSON, too deep, huge numbers, wrong fields
+            raise ManifestError(f"{path} is not a valid merged-model manifest: {one_line(str(e))}") from e
+        if not isinstance(manifest.prompt_style, str) or not isinstance(manifest.adapter_manifest, dict):
+            raise ManifestError(
+                f"{path} is not a valid merged-model manifest: prompt_style must be text and adapter_manifest an object"
+            )
+        return manifest
+
+
+def check_merged_model(model_id: str) -> MergedManifest | None:
+    """The manifest of a merged model (a local dir holding ``mmrag_merged.json``), refused (ManifestError) when its
+    adapter was trained with another prompt style than `mmrag.core.prompts.PROMPT_STYLE`; None for any other model
+    (a hub id, a dir without the manifest), which has nothing to check."""
+    model_dir = Path(model_id).expanduser()
+    if not (model_dir / MERGED_MANIFEST_NAME).is_file():
+        return None
+    manifest = MergedManifest.load(model_dir)
+    if manifest.prompt_style != PROMPT_STYLE:
+        raise ManifestError(
+            f"the merged model {model_id} was trained with prompt style {manifest.prompt_style!r} but this version "
+            f"answers with {PROMPT_STYLE!r}: merge an adapter trained with this mmrag version"
+        )
+    return manifest

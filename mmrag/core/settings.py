@@ -32,6 +32,7 @@ from mmrag.core.setting_sources import Origin, file_sources, settings_files
 
 Profile = Literal["default", "tiny"]
 Device = Literal["auto", "cpu", "cuda"]
+GeneratorBackend = Literal["local", "openai"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 _COLLECTION_NAME = re.compile(r"^[A-Z][_0-9A-Za-z]{0,127}$")
@@ -85,7 +86,39 @@ class Settings(BaseSettings):
     vlm_model: str = Field(
         "llava-hf/llava-onevision-qwen2-0.5b-ov-hf", description="Any LLaVA-family Hugging Face id or local dir."
     )
-    adapter: str | None = Field(None, description="LoRA adapter: a directory or `s3://bucket/prefix`.")
+    adapter: str | None = Field(
+        None,
+        description="LoRA adapter: a directory or `s3://bucket/prefix`; on a server backend `NAME=SOURCE` (the "
+        "served LoRA name and where its manifest is) or a served name.",
+    )
+    generator_backend: GeneratorBackend = Field(
+        "local",
+        description="`local`: the VLM runs in this process; `openai`: an OpenAI-compatible server answers (vLLM, "
+        "SGLang, TGI, `transformers serve`) at MMRAG_GENERATOR_URL.",
+    )
+    generator_url: str | None = Field(
+        None, description="Base URL of the OpenAI-compatible server, e.g. `http://127.0.0.1:8000/v1`."
+    )
+    generator_model: str | None = Field(
+        None,
+        description="Served model name of the base VLM (vLLM `--served-model-name`).",
+        json_schema_extra=_shown("MMRAG_VLM_MODEL"),
+    )
+    generator_api_key: SecretStr | None = Field(None, description="Bearer token of the OpenAI-compatible server.")
+    generator_timeout_s: float = Field(120, gt=0, description="Longest wait for one answer from the server.")
+    generator_retries: int = Field(
+        3, ge=0, le=20, description="Retries (with backoff) when the server is busy (429, 503) or unreachable."
+    )
+    generator_concurrency: int = Field(
+        8, ge=1, le=1024, description="Requests this process sends the server at once (UI sessions, API, batch)."
+    )
+    generator_max_images: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Images per prompt sent to the server.",
+        json_schema_extra=_shown("from the base model's config when readable here, else 1"),
+    )
     device: Device = Field("auto", description="`auto` (CUDA when present), `cpu` or `cuda`.")
     four_bit: bool = Field(False, description="Load the VLM in 4-bit (CUDA only; needs the `gpu` extra).")
     max_new_tokens: int = Field(128, ge=1, le=4096, description="Longest answer, in tokens.")
@@ -182,7 +215,7 @@ class Settings(BaseSettings):
         except RuntimeError as e:  # "~nosuchuser/..."
             raise ValueError(str(e)) from e
 
-    @field_validator("weaviate_url", "weaviate_grpc_url", "adapter")
+    @field_validator("weaviate_url", "weaviate_grpc_url", "adapter", "generator_url", "generator_model")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
