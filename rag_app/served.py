@@ -320,10 +320,15 @@ def _message(error: BaseException) -> str:
 
 
 def _model_list(response: Any) -> list[ServedModel] | None:
+    """The served models, when the list says what is served: vLLM and SGLang give each entry the weights it serves
+    (`root`). `transformers serve` lists its hub cache instead (not the model it was started with), and TGI its one
+    model without a root: such a list says nothing here (None)."""
     if response.status_code != 200:
         return None
     try:
         data = response.json()["data"]
+        if not any("root" in m for m in data):
+            return None
         return [ServedModel(str(m["id"]), m.get("root"), m.get("parent")) for m in data]
     except (ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -51,7 +51,9 @@ class TransformersServer:
 
         command = [TRANSFORMERS_SCRIPT, "serve", self.model, "--host", "127.0.0.1", "--port", str(self.port)]
         command += ["--device", "cpu", "--dtype", "float32", *self._extra]
-        env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "TQDM_DISABLE": "1"}
+        hub_cache = self.log.parent / "hub-cache"  # empty: its /v1/models lists the cache, so it lists nothing
+        hub_cache.mkdir(parents=True, exist_ok=True)
+        env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(hub_cache), "TRANSFORMERS_VERBOSITY": "error"}
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout_s

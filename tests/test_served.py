@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,11 +17,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import HumanMessage
 from langchain_core.outputs import LLMResult
 from PIL import Image
 
+from mmrag.api.app import create_app
 from mmrag.core import prompts
 from mmrag.core.adapters import AdapterError
 from mmrag.core.errors import ConfigError, ServerUnavailableError
@@ -258,8 +261,9 @@ class FaultProxy:
     """A loopback proxy in front of the real server that counts requests in flight and can answer the first
     `fail_first` chat requests with `status` (a busy or failing engine)."""
 
-    def __init__(self, upstream: str, *, fail_first: int = 0, status: int = 503) -> None:
+    def __init__(self, upstream: str, *, fail_first: int = 0, status: int = 503, delay_s: float = 0) -> None:
         self.upstream, self.fail_first, self.status = upstream.removesuffix("/v1"), fail_first, status
+        self.delay_s = delay_s
         self.chat_requests, self.in_flight, self.most_in_flight = 0, 0, 0
         self._lock = threading.Lock()
         proxy = self
@@ -279,6 +283,7 @@ class FaultProxy:
                     proxy.in_flight += 1
                     proxy.most_in_flight = max(proxy.most_in_flight, proxy.in_flight)
                 try:
+                    time.sleep(proxy.delay_s)
                     if failing:
                         error = json.dumps({"error": {"message": "engine overloaded"}}).encode()
                         self.send_response(proxy.status)
@@ -345,6 +350,35 @@ def test_a_busy_server_is_retried_with_backoff(
         assert proxy.chat_requests == 2
     finally:
         proxy.close()
+
+
+def test_a_server_slower_than_the_timeout_is_one_clear_error(server: TransformersServer, base_dir: str) -> None:
+    proxy = FaultProxy(server.url, delay_s=3)
+    try:
+        with pytest.raises(ServerUnavailableError, match="did not answer in time"):
+            served(proxy.url, base_dir, timeout_s=1, retries=0).generate(requests()[0])
+    finally:
+        proxy.close()
+
+
+def test_the_rest_api_answers_concurrently_through_a_server(corpus: Settings, server: TransformersServer) -> None:
+    questions = [f"How much rain falls in Seattle in month {month}?" for month in range(1, 9)]
+    with open_chain(corpus, generator=make_generator(corpus)) as chain:
+        expected = [chain.ask(q).text for q in questions]
+    proxy = FaultProxy(server.url)
+    try:
+        settings = on_server(corpus, server, generator_url=proxy.url)
+        with TestClient(create_app(settings)) as client, ThreadPoolExecutor(4) as pool:
+            replies = list(pool.map(lambda q: client.post("/v1/ask", json={"question": q}), questions))
+        assert [r.status_code for r in replies] == [200] * len(questions)
+        assert [r.json()["answer"] for r in replies] == expected
+        assert proxy.most_in_flight > 1  # the API's requests reached the server together
+    finally:
+        proxy.close()
+    down = on_server(corpus, server, generator_url=f"http://127.0.0.1:{free_port()}/v1", generator_retries=0)
+    with TestClient(create_app(down)) as client:
+        reply = client.post("/v1/ask", json={"question": questions[0]})
+    assert reply.status_code == 503 and "cannot reach the answer server" in reply.json()["error"]["message"]
 
 
 def test_clear_errors_when_the_server_is_down_or_the_model_unknown(

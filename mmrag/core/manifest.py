@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mmrag.core.errors import MmragError, one_line
 from mmrag.core.prompts import PROMPT_STYLE
@@ -36,20 +36,12 @@ class AdapterManifest:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     def save(self, adapter_dir: Path) -> Path:
-        path = adapter_dir / MANIFEST_NAME
-        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-        return path
+        return _save(self, adapter_dir / MANIFEST_NAME)
 
     @classmethod
     def load(cls, adapter_dir: Path) -> AdapterManifest:
         path = adapter_dir / MANIFEST_NAME
-        try:
-            data = json.loads(path.read_text())
-            manifest = cls(**data)
-        except FileNotFoundError as e:
-            raise ManifestError(f"{adapter_dir} is not an mmrag adapter: {MANIFEST_NAME} is missing") from e
-        except (ValueError, TypeError, RecursionError) as e:  # bad JSON, too deep, huge numbers, wrong fields
-            raise ManifestError(f"{path} is not a valid adapter manifest: {one_line(str(e))}") from e
+        manifest = _load(cls, path, f"{adapter_dir} is not an mmrag adapter", "adapter manifest")
         if not isinstance(manifest.base_model, str) or not isinstance(manifest.prompt_style, str):
             raise ManifestError(f"{path} is not a valid adapter manifest: base_model and prompt_style must be text")
         return manifest
@@ -118,20 +110,12 @@ class MergedManifest:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     def save(self, model_dir: Path) -> Path:
-        path = model_dir / MERGED_MANIFEST_NAME
-        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-        return path
+        return _save(self, model_dir / MERGED_MANIFEST_NAME)
 
     @classmethod
     def load(cls, model_dir: Path) -> MergedManifest:
         path = model_dir / MERGED_MANIFEST_NAME
-        try:
-            data = json.loads(path.read_text())
-            manifest = cls(**data)
-        except FileNotFoundError as e:
-            raise ManifestError(f"{model_dir} is not a merged mmrag model: {MERGED_MANIFEST_NAME} is missing") from e
-        except (ValueError, TypeError, RecursionError) as e:  # bad JSON, too deep, huge numbers, wrong fields
-            raise ManifestError(f"{path} is not a valid merged-model manifest: {one_line(str(e))}") from e
+        manifest = _load(cls, path, f"{model_dir} is not a merged mmrag model", "merged-model manifest")
         if not isinstance(manifest.prompt_style, str) or not isinstance(manifest.adapter_manifest, dict):
             raise ManifestError(
                 f"{path} is not a valid merged-model manifest: prompt_style must be text and adapter_manifest an object"
@@ -153,3 +137,21 @@ def check_merged_model(model_id: str) -> MergedManifest | None:
             f"answers with {PROMPT_STYLE!r}: merge an adapter trained with this mmrag version"
         )
     return manifest
+
+
+def _save(manifest: Any, path: Path) -> Path:
+    path.write_text(json.dumps(asdict(manifest), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+_Manifest = TypeVar("_Manifest")
+
+
+def _load(cls: type[_Manifest], path: Path, missing: str, what: str) -> _Manifest:
+    """The manifest at `path`, or one ManifestError: `missing` (when there is no file), or why it is not valid."""
+    try:
+        return cls(**json.loads(path.read_text()))
+    except FileNotFoundError as e:
+        raise ManifestError(f"{missing}: {path.name} is missing") from e
+    except (ValueError, TypeError, RecursionError) as e:  # bad JSON, too deep, huge numbers, wrong fields
+        raise ManifestError(f"{path} is not a valid {what}: {one_line(str(e))}") from e
