@@ -20,7 +20,7 @@ from langchain_core.runnables.utils import AddableDict
 
 from mmrag.core import prompts
 from mmrag.core.errors import ConfigError
-from mmrag.rag_app.chat_model import request_messages
+from mmrag.rag_app.chat_model import message_text, request_messages
 from mmrag.rag_app.generator import GenerationRequest, Generator, stripped
 from mmrag.rag_app.retriever import MultimodalRetriever
 from mmrag.rag_app.search import SearchOptions
@@ -78,7 +78,8 @@ class RagChain:
         """The chain as LangChain runnables: question -> retrieve + prompt -> the generator's chat model -> answer.
 
         The output is a dict: ``question`` and ``sources`` (`Source` list, numbered by rank) first, then ``answer``
-        (the text; `stream` yields it token by token as `{"answer": piece}`), then ``abstained`` and ``timings``.
+        (the text; `stream` yields it token by token as `{"answer": piece}`), then ``abstained`` (true: the sources
+        do not hold the answer) and ``timings``.
         The chat model (`Generator.chat_model`) gives callbacks their LLM start/end events with token counts."""
         return RunnableLambda(self.prepare, name="retrieve") | RunnableLambda(self._answering, name="answer")
 
@@ -97,7 +98,7 @@ class RagChain:
         def gather(chunks: Iterator[BaseMessage]) -> Iterator[AddableDict]:
             yield header
             started, pieces = time.perf_counter(), []
-            for piece in stripped(_content(chunk) for chunk in chunks):
+            for piece in stripped(message_text(chunk.content) for chunk in chunks):
                 pieces.append(piece)
                 yield AddableDict(answer=piece)
             answer = self._answer(prepared, "".join(pieces), {"generate_s": time.perf_counter() - started})
@@ -185,13 +186,6 @@ class RagChain:
         text = text.strip()
         abstained = text.lower().startswith(prompts.NOT_FOUND.lower().rstrip("."))
         return Answer(text, abstained, [] if abstained else prepared.sources, prepared.timings | timings)
-
-
-def _content(chunk: BaseMessage) -> str:
-    content = chunk.content
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
 
 
 def check_question(question: str) -> str:

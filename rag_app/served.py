@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmrag.core.adapters import S3_SCHEME, AdapterError, check_adapter, resolve_adapter
 from mmrag.core.errors import ConfigError, MmragError, ServerUnavailableError, first_line, one_line
-from mmrag.rag_app.chat_model import request_messages
+from mmrag.rag_app.chat_model import message_text, request_messages
 from mmrag.rag_app.generation import MULTI_IMAGE_LIMIT, Completion, GenerationRequest, Generator, Usage, stripped
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ class ServerGenerator(Generator):
         with self._slots, _Errors(self.url, chat.model_name):
             message = chat.invoke(request_messages(request), **self._call(request))
         usage = Usage(**_counts(getattr(message, "usage_metadata", None)))
-        return Completion(_text(message.content).strip(), usage)
+        return Completion(message_text(message.content).strip(), usage)
 
     def stream(self, request: GenerationRequest, usage: Usage | None = None) -> Iterator[str]:
         request = request.limited(self.max_images)
@@ -271,7 +271,7 @@ class ServerGenerator(Generator):
             if usage is not None and getattr(chunk, "usage_metadata", None):
                 counts = _counts(chunk.usage_metadata)  # type: ignore[attr-defined]
                 usage.prompt_tokens, usage.completion_tokens = counts["prompt_tokens"], counts["completion_tokens"]
-            text = _text(chunk.content)
+            text = message_text(chunk.content)
             if text:
                 yield text
 
@@ -347,12 +347,6 @@ def _same(root: str, source: str) -> bool:
         return True
     a, b = Path(root).expanduser(), Path(source).expanduser()
     return a.exists() and b.exists() and a.resolve() == b.resolve()
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
 
 
 def _counts(metadata: Any) -> dict[str, int]:

@@ -246,10 +246,14 @@ def test_ask_and_batch_through_the_command_line_on_a_server(
     questions = tmp_path / "q.jsonl"
     questions.write_text("".join(json.dumps({"id": i, "question": f"{i}: rain in Seattle?"}) + "\n" for i in ids))
     out = tmp_path / "answers.jsonl"
-    result = run_cli(
-        cli_env(on_server(corpus, server)), "batch", str(questions), "--out", str(out), "--concurrency", "4", "--json"
-    )
-    assert result.returncode == 0, result.stderr
+    proxy = FaultProxy(server.url)
+    try:
+        env = cli_env(on_server(corpus, server, generator_url=proxy.url))
+        result = run_cli(env, "batch", str(questions), "--out", str(out), "--concurrency", "4", "--json")
+        assert result.returncode == 0, result.stderr
+        assert 1 < proxy.most_in_flight <= 4 and proxy.chat_requests == len(ids)  # answered concurrently
+    finally:
+        proxy.close()
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["id"] for r in rows) == sorted(ids) and all(r["error"] is None and r["answer"] for r in rows)
 
