@@ -346,7 +346,7 @@ def run_batch(
         out.open("a", encoding="utf-8") as sink,
         progress_bar("answering", len(todo), show=progress) as bar,
     ):
-        in_flight = concurrency or settings.generator_concurrency
+        in_flight = settings.generator_concurrency  # --concurrency, else the setting
         if in_flight > 1 and (generator is None or generator.concurrent):
             _answer_concurrently(chain, todo, in_flight, (kinds, source_prefix), sink, summary, bar.advance, out)
             summary.seconds = time.perf_counter() - started
@@ -357,11 +357,7 @@ def run_batch(
                 records = _answer_with_retry(chain, group, kinds, source_prefix)
             except INFRASTRUCTURE_ERRORS as e:
                 raise _stopped(e, out, left=len(todo) - start) from e
-            for record in records:
-                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-                summary.add(record)
-            sink.flush()
-            os.fsync(sink.fileno())
+            _write(sink, records, summary)
             bar.advance(len(group))
     summary.seconds = time.perf_counter() - started
     return summary
@@ -381,7 +377,7 @@ def _answer_concurrently(
     infrastructure failure nothing new starts; the rows still in flight are written if they are answered, and the
     run stops (BatchStoppedError) with the rest left for the next run."""
     rows = iter(todo)
-    pending: dict[Future[list[dict[str, Any]]], Row] = {}
+    pending: set[Future[list[dict[str, Any]]]] = set()
     failure: Exception | None = None
     left = len(todo)
     with ThreadPoolExecutor(concurrency, thread_name_prefix="mmrag-batch") as pool:
@@ -389,30 +385,35 @@ def _answer_concurrently(
         def start_next() -> None:
             row = next(rows, None)
             if row is not None:
-                pending[pool.submit(_answer_with_retry, chain, [row], *filters)] = row
+                pending.add(pool.submit(_answer_with_retry, chain, [row], *filters))
 
         for _ in range(concurrency):
             start_next()
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                pending.pop(future)
+                pending.remove(future)
                 try:
                     records = future.result()
                 except INFRASTRUCTURE_ERRORS as e:
                     failure = failure or e
                     continue
-                for record in records:
-                    sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-                    summary.add(record)
-                sink.flush()
-                os.fsync(sink.fileno())
+                _write(sink, records, summary)
                 left -= 1
                 advance(1)
                 if failure is None:
                     start_next()
     if failure is not None:
         raise _stopped(failure, out, left=left) from failure
+
+
+def _write(sink: TextIO, records: list[dict[str, Any]], summary: BatchSummary) -> None:
+    """Append the records and sync them to disk: a crash after this loses none of them."""
+    for record in records:
+        sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+        summary.add(record)
+    sink.flush()
+    os.fsync(sink.fileno())
 
 
 def _stopped(error: Exception, out: Path, left: int) -> BatchStoppedError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mmrag.core import prompts
 
@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 
 MULTI_IMAGE_LIMIT = 4
 """Images given to models that take several per prompt; the retriever orders them by relevance."""
+
+
+def max_images(model_type: str) -> int:
+    """Images per prompt by a model's `config.model_type`: LLaVA-1.5 was trained on one image; NeXT and OneVision
+    take several (unknown types: one)."""
+    return MULTI_IMAGE_LIMIT if model_type in ("llava_next", "llava_onevision") else 1
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,12 @@ class Usage:
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any] | None) -> Usage:
+        """From LangChain's `usage_metadata` (None: nothing counted)."""
+        metadata = metadata or {}
+        return cls(metadata.get("input_tokens", 0), metadata.get("output_tokens", 0))
 
     def as_metadata(self) -> dict[str, int]:
         """LangChain's `usage_metadata` shape."""

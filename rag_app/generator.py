@@ -31,11 +31,11 @@ from mmrag.core.errors import ConfigError, first_line
 from mmrag.core.manifest import check_merged_model
 from mmrag.core.models import load_vlm, resolve_device, resolve_models
 from mmrag.rag_app.generation import (  # re-exported: callers name them from here
-    MULTI_IMAGE_LIMIT,
     Completion,
     GenerationRequest,
     Generator,
     Usage,
+    max_images,
     stripped,
 )
 
@@ -45,9 +45,6 @@ if TYPE_CHECKING:
     from peft import PeftModel
 
     from mmrag.core.settings import Settings
-
-_MAX_IMAGES = {"llava": 1, "llava_next": MULTI_IMAGE_LIMIT, "llava_onevision": MULTI_IMAGE_LIMIT}
-"""Images per prompt by `config.model_type`: LLaVA-1.5 was trained on one image; NeXT and OneVision take several."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +100,7 @@ class LocalGenerator(Generator):
     @property
     def max_images(self) -> int:
         """How many images one prompt gets (loads the model): 1 for single-image models such as LLaVA-1.5."""
-        return _MAX_IMAGES.get(self._load().model.config.model_type, 1)
+        return max_images(self._load().model.config.model_type)
 
     def complete(self, request: GenerationRequest) -> Completion:
         return self._generate_together([self._fit(request)])[0]

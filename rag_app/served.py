@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from mmrag.core.adapters import S3_SCHEME, AdapterError, check_adapter, resolve_adapter
 from mmrag.core.errors import ConfigError, MmragError, ServerUnavailableError, first_line, one_line
 from mmrag.rag_app.chat_model import message_text, request_messages
-from mmrag.rag_app.generation import MULTI_IMAGE_LIMIT, Completion, GenerationRequest, Generator, Usage, stripped
+from mmrag.rag_app.generation import Completion, GenerationRequest, Generator, Usage, max_images, stripped
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from langchain_openai import ChatOpenAI
 
     from mmrag.core.settings import Settings
-
-_MAX_IMAGES = {"llava": 1, "llava_next": MULTI_IMAGE_LIMIT, "llava_onevision": MULTI_IMAGE_LIMIT}
 
 
 class GenerationError(MmragError):
@@ -134,7 +132,7 @@ class ServerGenerator(Generator):
         chat = self._chat(request.adapter)
         with self._slots, _Errors(self.url, chat.model_name):
             message = chat.invoke(request_messages(request), **self._call(request))
-        usage = Usage(**_counts(getattr(message, "usage_metadata", None)))
+        usage = Usage.from_metadata(getattr(message, "usage_metadata", None))
         return Completion(message_text(message.content).strip(), usage)
 
     def stream(self, request: GenerationRequest, usage: Usage | None = None) -> Iterator[str]:
@@ -201,8 +199,8 @@ class ServerGenerator(Generator):
             raise AdapterError(
                 f"the server at {self.url} does not serve the adapter {name!r} (it serves {_names(models)})"
             )
-        base = self._served_base(listed.get(name), listed)
         entry = listed.get(name)
+        base = self._served_base(entry, listed)
         if source:
             resolve_adapter(source, base, self._cache_dir)  # the manifest names the server's base
         elif entry is not None and entry.root and Path(entry.root).is_dir():
@@ -269,8 +267,8 @@ class ServerGenerator(Generator):
     def _texts(chunks: Iterator[BaseMessage], usage: Usage | None) -> Iterator[str]:
         for chunk in chunks:
             if usage is not None and getattr(chunk, "usage_metadata", None):
-                counts = _counts(chunk.usage_metadata)  # type: ignore[attr-defined]
-                usage.prompt_tokens, usage.completion_tokens = counts["prompt_tokens"], counts["completion_tokens"]
+                counts = Usage.from_metadata(chunk.usage_metadata)  # type: ignore[attr-defined]
+                usage.prompt_tokens, usage.completion_tokens = counts.prompt_tokens, counts.completion_tokens
             text = message_text(chunk.content)
             if text:
                 yield text
@@ -349,11 +347,6 @@ def _same(root: str, source: str) -> bool:
     return a.exists() and b.exists() and a.resolve() == b.resolve()
 
 
-def _counts(metadata: Any) -> dict[str, int]:
-    metadata = metadata or {}
-    return {"prompt_tokens": metadata.get("input_tokens", 0), "completion_tokens": metadata.get("output_tokens", 0)}
-
-
 def _config_max_images(model_id: str) -> int:
     """Images per prompt by the model's `config.model_type`, when its config can be read without the network."""
     try:
@@ -362,4 +355,4 @@ def _config_max_images(model_id: str) -> int:
         config = AutoConfig.from_pretrained(model_id, local_files_only=True)
     except (OSError, ValueError):
         return 1
-    return _MAX_IMAGES.get(config.model_type, 1)
+    return max_images(config.model_type)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from mmrag.rag_app.batch import BatchSummary
 
 from mmrag.commands.options import (
+    Adapter,
     Collection,
     Json,
     K,
@@ -65,9 +66,7 @@ def ask(
     kind: Kinds = None,
     source: SourceFilter = None,
     collection: Collection = None,
-    adapter: str | None = typer.Option(
-        None, help="LoRA adapter dir or s3://bucket/prefix; NAME=SOURCE on a server backend (default: MMRAG_ADAPTER)."
-    ),
+    adapter: Adapter = None,
     retrieval_only: bool = typer.Option(False, "--retrieval-only", help="Only retrieve; no answer generated."),
     json_output: Json = False,
 ) -> None:
@@ -105,9 +104,7 @@ def batch(
     kind: Kinds = None,
     source: SourceFilter = None,
     collection: Collection = None,
-    adapter: str | None = typer.Option(
-        None, help="LoRA adapter dir or s3://bucket/prefix; on a server backend NAME=SOURCE or a served name."
-    ),
+    adapter: Adapter = None,
     batch_size: int = typer.Option(4, min=1, help="Questions generated together (local backend)."),
     concurrency: int | None = typer.Option(
         None,

@@ -72,6 +72,13 @@ K = Annotated[
     typer.Option("-k", "--k", min=1, max=MAX_K, help="Number of sources (default: MMRAG_K).", show_default=False),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")]
+Adapter = Annotated[
+    str | None,
+    typer.Option(
+        help="LoRA adapter: a dir or s3://bucket/prefix; on a server backend NAME=SOURCE or a served name "
+        "(default: MMRAG_ADAPTER)."
+    ),
+]
 
 
 def source_pattern(value: str | None) -> str | None:
