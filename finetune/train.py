@@ -1,41 +1,55 @@
-"""LoRA training of a LLaVA-family model on a chart-QA data dir.
+"""LoRA training of a LLaVA-family model on a chart-QA data dir, on one device or many (DDP, FSDP, DeepSpeed).
 
 LoRA goes on the language model's linear layers only (never the vision tower); the multimodal projector is
-optionally trained in full and saved with the adapter. The loss covers the assistant's tokens only. Defaults follow
-LLaVA-1.5's LoRA recipe. Checkpoints (adapter, optimizer, scheduler, RNG) make a run resumable; the data order is a
-function of the seed and epoch, so a resumed run sees the batches the interrupted one would have.
+optionally trained in full, at its own learning rate, and saved with the adapter. The loss covers the assistant's
+tokens only. Defaults follow LLaVA-1.5's LoRA recipe.
+
+The loop is transformers' Trainer, so `train` runs unchanged in one process or under `torchrun` / `accelerate launch`
+(each process reads WORLD_SIZE/RANK from the launcher; on CPU the processes talk over gloo). `batch_size` is per
+process; the global batch of one optimizer step is batch_size x processes x grad_accum, and the loss of a step is the
+mean over all its supervised tokens, so a run on N processes follows the loss curve of one process with N times the
+batch. Checkpoints (adapter, optimizer, scheduler, RNG) under OUT/checkpoints make a run resumable; the data order is
+a function of the seed and epoch, so a resumed run sees the batches the interrupted one would have. Only the main
+process writes the adapter, its manifest and loss.csv. The Trainer's set-up (batches, optimizer, step logs) is in
+`mmrag.finetune.trainer`.
 """
 
 from __future__ import annotations
 
-import csv
+import importlib.util
 import json
 import math
+import os
 import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmrag.core.errors import MmragError
 from mmrag.core.manifest import AdapterManifest, model_revision
 from mmrag.core.prompts import PROMPT_STYLE
 from mmrag.finetune.dataset import card_sha256
-from mmrag.finetune.encoding import IGNORE_INDEX, Encoded, collate, encode
 from mmrag.finetune.samples import DatasetError, Sample, read_samples
+from mmrag.finetune.trainer import (
+    PROJECTOR,
+    RUN_JSON,
+    StepLog,
+    StepLogger,
+    TrainingError,
+    build_trainer,
+    logged_losses,
+)
+from mmrag.finetune.trainer import peak_memory_mb as peak_memory_mb
 
 if TYPE_CHECKING:
-    import torch
+    from transformers import Trainer, TrainingArguments
 
 LANGUAGE_MODEL_LINEAR = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 """peft target: the language model's linear layers (a plain name list would also wrap the vision tower's)."""
-PROJECTOR = "multi_modal_projector"
 LOSS_CSV = "loss.csv"
-
-
-class TrainingError(MmragError):
-    """Training cannot go on: a sample too long, a batch with nothing to learn, a bad option."""
+CHECKPOINTS = "checkpoints"
+"""OUT/checkpoints/checkpoint-STEP: the Trainer's checkpoints (they stay local: `finetune push` leaves them out)."""
+RESUMABLE_CHANGES = frozenset({"max_steps", "save_every", "keep_checkpoints"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,7 @@ class TrainConfig:
     train_projector: bool = True
     epochs: int = 1
     batch_size: int = 16
+    """Samples per process and micro-batch; the global batch is batch_size x processes x grad_accum."""
     grad_accum: int = 1
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
@@ -81,19 +96,6 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class StepLog:
-    step: int
-    total_steps: int
-    epoch: int
-    loss: float
-    lr: float
-    samples_per_s: float
-    tokens_per_s: float
-    peak_memory_mb: float
-    elapsed_s: float
-
-
-@dataclass(frozen=True)
 class TrainResult:
     adapter_dir: Path
     manifest: AdapterManifest
@@ -112,36 +114,126 @@ def train(
     device: str = "cpu",
     resume: bool = True,
     on_step: Callable[[StepLog], None] | None = None,
+    report_to: str = "none",
 ) -> TrainResult:
-    """Train an adapter on data_dir/train.json and save it with its manifest in `out_dir`."""
-    import torch
+    """Train an adapter on data_dir/train.json and save it with its manifest in `out_dir`.
+
+    `on_step` is called on the main process after every optimizer step; `report_to` names Trainer integrations
+    (tensorboard, wandb, mlflow, ...; comma-separated) that get the same logs."""
+    from transformers import set_seed
 
     from mmrag.core.models import load_vlm
 
     if (config.four_bit or config.gradient_checkpointing) and device != "cuda":
         raise TrainingError("QLoRA (4-bit) and gradient checkpointing need a CUDA device (--device cuda)")
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    _check_launch(config, processes, report_to)
     samples = _samples(data_dir, "train")
-    torch.manual_seed(config.seed)
+    total = config.max_steps or _steps_per_epoch(len(samples), config, processes) * config.epochs
+    args = _arguments(config, out_dir, device, processes, total, report_to)
+    main = args.process_index == 0
+    checkpoint = _checkpoint_to_resume(out_dir, config, processes) if resume else None
+    if not resume and main:
+        shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)
+    set_seed(config.seed)  # the LoRA initialisation
     model, processor = load_vlm(base_model, device, four_bit=config.four_bit)
     model = _with_lora(model, config, device)
-    loop = _Loop(model, processor, samples, data_dir, config, device)
-    start = loop.restore(out_dir) if resume else 0
-    losses = loop.run(start, out_dir, on_step)
-    val_loss = loop.evaluate_loss(_samples(data_dir, "val", required=False)[: config.val_samples])
-    model.save_pretrained(out_dir, safe_serialization=True)
+    start = _checkpoint_step(checkpoint)
+    logger = StepLogger(out_dir / LOSS_CSV, on_step, logged_losses(out_dir / LOSS_CSV, start, write=main))
+    trainer = build_trainer(
+        model,
+        processor,
+        samples,
+        data_dir,
+        args,
+        logger,
+        max_length=config.max_length,
+        projector_lr=config.projector_lr,
+        run_config=asdict(config),
+    )
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    val = _samples(data_dir, "val", required=False)[: config.val_samples]
+    val_loss = float(trainer.evaluate(val)["eval_loss"]) if val else None  # type: ignore[arg-type]
+    losses = logger.losses
     first = losses[0] if losses else math.nan
     final = losses[-1] if losses else math.nan
-    metrics = {"steps": loop.total_steps, "first_loss": first, "final_loss": final, "val_loss": val_loss}
+    metrics = {"steps": total, "first_loss": first, "final_loss": final, "val_loss": val_loss}
+    hyperparameters = asdict(config) | {"processes": processes, "global_batch": _global_batch(config, processes)}
     manifest = AdapterManifest(
         base_model=base_model,
         prompt_style=PROMPT_STYLE,
         base_revision=model_revision(base_model, model.config),
         dataset_card_sha256=card_sha256(data_dir),
-        hyperparameters=asdict(config),
+        hyperparameters=hyperparameters,
         metrics=metrics,
     )
-    manifest.save(out_dir)
-    return TrainResult(out_dir, manifest, loop.total_steps, first, final, val_loss)
+    _save_adapter(trainer, out_dir, manifest if main else None)
+    return TrainResult(out_dir, manifest, total, first, final, val_loss)
+
+
+def _check_launch(config: TrainConfig, processes: int, report_to: str) -> None:
+    """One-line errors for what the Trainer would otherwise refuse with a traceback (or half-way through)."""
+    from transformers.integrations import get_available_reporting_integrations
+
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true", "yes")
+    if deepspeed and importlib.util.find_spec("deepspeed") is None:
+        raise TrainingError("the accelerate config asks for DeepSpeed, which is not installed: pip install deepspeed")
+    if config.four_bit and processes > 1:
+        raise TrainingError("QLoRA (--qlora) runs in one process: the 4-bit base is placed on GPU 0")
+    wanted = [name.strip() for name in report_to.split(",") if name.strip()]
+    available = get_available_reporting_integrations()
+    missing = [name for name in wanted if name not in ("none", "all") and name not in available]
+    if missing:
+        raise TrainingError(
+            f"--report-to {', '.join(missing)}: not installed here (available: {', '.join(available) or 'none'})"
+        )
+
+
+def _global_batch(config: TrainConfig, processes: int) -> int:
+    return config.batch_size * processes * config.grad_accum
+
+
+def _steps_per_epoch(n_samples: int, config: TrainConfig, processes: int) -> int:
+    """As the Trainer counts them: each process gets every N-th micro-batch, grad_accum of them per step."""
+    micro_batches = math.ceil(math.ceil(n_samples / config.batch_size) / processes)
+    return max(1, math.ceil(micro_batches / config.grad_accum))
+
+
+def _arguments(
+    config: TrainConfig, out_dir: Path, device: str, processes: int, total: int, report_to: str
+) -> TrainingArguments:
+    import torch
+    from transformers import TrainingArguments
+
+    args = TrainingArguments(
+        output_dir=str(out_dir / CHECKPOINTS),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        max_steps=total,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        lr_scheduler_type="cosine",
+        warmup_steps=math.ceil(config.warmup_ratio * total),
+        seed=config.seed,
+        data_seed=config.seed,
+        logging_strategy="steps",
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=config.save_every,
+        save_total_limit=config.keep_checkpoints,
+        report_to=report_to,
+        use_cpu=device == "cpu",
+        ddp_backend="gloo" if device == "cpu" and processes > 1 else None,
+        ddp_find_unused_parameters=False,
+        remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=True,
+    )
+    if device == "cuda":
+        torch.cuda.set_device(args.device)  # "cuda" below is this process's GPU (LOCAL_RANK under a launcher)
+    return args
 
 
 def _samples(data_dir: Path, split: str, *, required: bool = True) -> list[Sample]:
@@ -176,197 +268,42 @@ def _with_lora(model: Any, config: TrainConfig, device: str) -> Any:
     return get_peft_model(model, lora)
 
 
-class _Loop:
-    """The optimisation loop and its state (optimizer, scheduler, data order, checkpoints)."""
+def _checkpoint_to_resume(out_dir: Path, config: TrainConfig, processes: int) -> Path | None:
+    """The latest checkpoint in `out_dir`, if any, after checking it was made with these settings."""
+    from transformers.trainer_utils import get_last_checkpoint
 
-    def __init__(
-        self, model: Any, processor: Any, samples: list[Sample], data_dir: Path, config: TrainConfig, device: str
-    ) -> None:
-        import torch
-        from transformers import get_cosine_schedule_with_warmup
-
-        self.model, self.processor, self.samples, self.data_dir = model, processor, samples, data_dir
-        self.config, self.device = config, device
-        per_step = config.batch_size * config.grad_accum
-        self.steps_per_epoch = max(1, math.ceil(len(samples) / per_step))
-        self.total_steps = config.max_steps or self.steps_per_epoch * config.epochs
-        lora = [p for n, p in model.named_parameters() if p.requires_grad and PROJECTOR not in n]
-        projector = [p for n, p in model.named_parameters() if p.requires_grad and PROJECTOR in n]
-        groups = [{"params": lora, "lr": config.learning_rate}]
-        if projector:
-            groups.append({"params": projector, "lr": config.projector_lr})
-        self.optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-        warmup = math.ceil(config.warmup_ratio * self.total_steps)
-        self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, warmup, self.total_steps)
-        self.pad_id = processor.tokenizer.pad_token_id or 0
-
-    def batches(self, step: int) -> Iterator[list[Sample]]:
-        """The micro-batches of optimizer step `step` (0-based), from the seeded order of its epoch."""
-        import numpy as np
-
-        epoch, within = divmod(step, self.steps_per_epoch)
-        order = np.random.default_rng([self.config.seed, epoch]).permutation(len(self.samples))
-        per_step = self.config.batch_size * self.config.grad_accum
-        chunk = order[within * per_step : (within + 1) * per_step]
-        for i in range(0, len(chunk), self.config.batch_size):
-            yield [self.samples[j] for j in chunk[i : i + self.config.batch_size]]
-
-    def encode(self, samples: list[Sample]) -> dict[str, torch.Tensor]:
-        from PIL import Image, UnidentifiedImageError
-
-        encoded: list[Encoded] = []
-        for s in samples:
-            try:
-                with Image.open(self.data_dir / s.image) as image:
-                    e = encode(self.processor, s, image.convert("RGB"))
-            except (OSError, UnidentifiedImageError) as err:
-                raise DatasetError(f"sample {s.id}: cannot read image {s.image}: {err}") from err
-            if len(e.input_ids) > self.config.max_length:
-                raise TrainingError(
-                    f"sample {s.id} is {len(e.input_ids)} tokens long (image tokens included), over the maximum "
-                    f"{self.config.max_length}: run `mmrag finetune validate` on the data"
-                )
-            encoded.append(e)
-        batch = collate(encoded, self.pad_id)
-        if not bool((batch["labels"] != IGNORE_INDEX).any()):
-            raise TrainingError(
-                f"batch {', '.join(s.id for s in samples)} has no supervised token (empty answers?): "
-                "its loss would be 0 and nothing would be learned"
-            )
-        dtype = next(p.dtype for p in self.model.parameters() if p.is_floating_point())
-        return {k: v.to(self.device, dtype=dtype if v.is_floating_point() else v.dtype) for k, v in batch.items()}
-
-    def run(self, start: int, out_dir: Path, on_step: Callable[[StepLog], None] | None) -> list[float]:
-        import torch
-
-        out_dir.mkdir(parents=True, exist_ok=True)
-        losses: list[float] = _logged_losses(out_dir / LOSS_CSV, start)
-        began = time.perf_counter()
-        self.model.train()
-        for step in range(start, self.total_steps):
-            t0 = time.perf_counter()
-            _reset_peak(self.device)
-            n_samples = n_tokens = 0
-            loss_sum = 0.0
-            for micro in self.batches(step):
-                batch = self.encode(micro)
-                loss = self.model(**batch).loss / self.config.grad_accum
-                loss.backward()
-                loss_sum += float(loss.detach())
-                n_samples += len(micro)
-                n_tokens += int(batch["attention_mask"].sum())
-            torch.nn.utils.clip_grad_norm_(
-                [p for p in self.model.parameters() if p.requires_grad], self.config.max_grad_norm
-            )
-            self.optimizer.step()
-            self.scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            seconds = time.perf_counter() - t0
-            log = StepLog(
-                step=step + 1,
-                total_steps=self.total_steps,
-                epoch=step // self.steps_per_epoch + 1,
-                loss=loss_sum,
-                lr=self.scheduler.get_last_lr()[0],
-                samples_per_s=n_samples / seconds,
-                tokens_per_s=n_tokens / seconds,
-                peak_memory_mb=peak_memory_mb(self.device),
-                elapsed_s=time.perf_counter() - began,
-            )
-            losses.append(loss_sum)
-            _append_csv(out_dir / LOSS_CSV, log)
-            if on_step:
-                on_step(log)
-            if (step + 1) % self.config.save_every == 0 or step + 1 == self.total_steps:
-                self.checkpoint(out_dir, step + 1)
-        return losses
-
-    def evaluate_loss(self, samples: list[Sample]) -> float | None:
-        import torch
-
-        if not samples:
-            return None
-        self.model.eval()
-        total = 0.0
-        batches = [samples[i : i + self.config.batch_size] for i in range(0, len(samples), self.config.batch_size)]
-        with torch.no_grad():
-            for micro in batches:
-                total += float(self.model(**self.encode(micro)).loss) * len(micro)
-        return total / len(samples)
-
-    def checkpoint(self, out_dir: Path, step: int) -> Path:
-        import torch
-
-        path = out_dir / "checkpoints" / f"step-{step:06d}"
-        self.model.save_pretrained(path, safe_serialization=True)
-        torch.save(self.optimizer.state_dict(), path / "optimizer.pt")
-        torch.save(self.scheduler.state_dict(), path / "scheduler.pt")
-        torch.save({"cpu": torch.get_rng_state()}, path / "rng.pt")
-        (path / "trainer_state.json").write_text(json.dumps({"step": step, "config": asdict(self.config)}, indent=2))
-        for old in sorted((out_dir / "checkpoints").glob("step-*"))[: -self.config.keep_checkpoints]:
-            shutil.rmtree(old)
-        return path
-
-    def restore(self, out_dir: Path) -> int:
-        """Load the latest checkpoint in `out_dir`, if any; returns the step to go on from."""
-        import torch
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
-
-        checkpoints = sorted((out_dir / "checkpoints").glob("step-*"))
-        if not checkpoints:
-            return 0
-        path = checkpoints[-1]
-        state = json.loads((path / "trainer_state.json").read_text())
-        changed = [f.name for f in fields(TrainConfig) if state["config"].get(f.name) != getattr(self.config, f.name)]
-        if set(changed) - {"max_steps", "save_every", "keep_checkpoints"}:
-            raise TrainingError(
-                f"{out_dir} holds a checkpoint made with other settings ({', '.join(changed)}): "
-                "use the same options to resume, or another --out"
-            )
-        set_peft_model_state_dict(self.model, load_file(str(path / "adapter_model.safetensors")))
-        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-        self.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
-        torch.set_rng_state(torch.load(path / "rng.pt", weights_only=True)["cpu"])
-        return int(state["step"])
+    folder = out_dir / CHECKPOINTS
+    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if last is None:
+        return None
+    path = Path(last)
+    run = json.loads((path / RUN_JSON).read_text()) if (path / RUN_JSON).is_file() else {}
+    saved = run.get("config", {})
+    changed = [f.name for f in fields(TrainConfig) if saved.get(f.name) != getattr(config, f.name)]
+    if not run or set(changed) - RESUMABLE_CHANGES:
+        raise TrainingError(
+            f"{out_dir} holds a checkpoint made with other settings ({', '.join(changed) or 'unknown'}): "
+            "use the same options to resume, --no-resume to start over, or another --out"
+        )
+    if run["processes"] != processes:
+        raise TrainingError(
+            f"{path} was made by {run['processes']} processes, this run has {processes}: the global batch would "
+            "change; resume with as many processes, or --no-resume"
+        )
+    return path
 
 
-def _logged_losses(csv_path: Path, start: int) -> list[float]:
-    """Losses of the steps before `start` from the CSV (kept on resume); a fresh run starts a new CSV."""
-    if start == 0 or not csv_path.is_file():
-        csv_path.unlink(missing_ok=True)
-        return []
-    with csv_path.open() as f:
-        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= start]
-    with csv_path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[x.name for x in fields(StepLog)])
-        writer.writeheader()
-        writer.writerows(rows)
-    return [float(r["loss"]) for r in rows]
+def _checkpoint_step(checkpoint: Path | None) -> int:
+    if checkpoint is None:
+        return 0
+    return int(json.loads((checkpoint / "trainer_state.json").read_text())["global_step"])
 
 
-def _append_csv(path: Path, log: StepLog) -> None:
-    new = not path.is_file()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[x.name for x in fields(StepLog)])
-        if new:
-            writer.writeheader()
-        writer.writerow(asdict(log))
-
-
-def _reset_peak(device: str) -> None:
-    import torch
-
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-
-
-def peak_memory_mb(device: str) -> float:
-    """Peak memory: CUDA memory allocated since the last reset, or the process's peak resident size on CPU."""
-    import resource
-
-    import torch
-
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _save_adapter(trainer: Trainer, out_dir: Path, manifest: AdapterManifest | None) -> None:
+    """The adapter (gathered from every process under FSDP/ZeRO-3) and its manifest, written by the main process."""
+    state = trainer.accelerator.get_state_dict(trainer.model)  # a collective: every process takes part
+    if manifest is not None:
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        model.save_pretrained(out_dir, state_dict=state, safe_serialization=True)
+        manifest.save(out_dir)
+    trainer.accelerator.wait_for_everyone()

@@ -132,14 +132,116 @@ class Job:
 
 
 @dataclass
-class _FileProgress:
-    """Parts of one file seen so far."""
+class PartOutcome:
+    """What became of one extracted part (a whole file, or some pages of a long PDF): whether and how its items are
+    written, and, on a file's last word, whether it was indexed or failed. The driver tallies these, whichever process
+    extracted and wrote the part."""
+
+    key: str
+    sha256: str
+    write_as: int | None = None
+    """The `n_items` its objects are written with (a long file's earlier parts 0); None: not written."""
+    objects: int = 0
+    """Objects it is written as (set where they are written)."""
+    failure: str | None = None
+    """The file failed here: why (reported once per file)."""
+    done: bool = False
+    """The file's last part: it is indexed now, or failed."""
+    warnings: list[str] = field(default_factory=list)
+    found: Counter[str] = field(default_factory=Counter)
+    """On the last part of an indexed file: what the whole file held."""
+
+    def fail(self, reason: str) -> None:
+        """A part that could not be written after all (the image encoder's transform refused it): the file failed."""
+        self.write_as, self.objects, self.failure, self.done, self.found = None, 0, reason, True, Counter()
+
+
+@dataclass
+class FileProgress:
+    """Parts of one file seen so far, in order: decides what becomes of each (the same locally and on Ray)."""
 
     items: int = 0
     seconds: float = 0.0
     written: bool = False
     failed: bool = False
     found: Counter[str] = field(default_factory=Counter)
+
+    def take(self, job: Job, result: FileResult, timeout_s: float) -> PartOutcome:
+        outcome = PartOutcome(job.candidate.key, job.sha256)
+        self.seconds += result.seconds
+        if result.error is None and self.seconds > timeout_s:
+            result.error = f"took longer than {timeout_s:g} s to read (MMRAG_FILE_TIMEOUT_S)"
+        if self.failed:
+            return outcome  # an earlier part failed: the file is reported once
+        if result.error:
+            self.failed = outcome.done = True
+            outcome.failure = result.error
+            return outcome
+        outcome.warnings = list(result.warnings)
+        self.items += len(result.items)
+        self.found.update(found_category(item) for item in result.items)
+        self.written = self.written or bool(result.items)
+        outcome.write_as, outcome.objects = (self.items if result.final else 0), len(result.items)
+        if result.final:
+            outcome.done = True
+            if self.items == 0:
+                self.failed = True
+                outcome.failure = "nothing to index (no text or images found)"
+            else:
+                outcome.found = self.found
+        return outcome
+
+
+@dataclass
+class Tally:
+    """The driver's account of the part outcomes, in any order: the report's file counts, and which file versions to
+    delete at the end (a file that failed after some of its parts were written)."""
+
+    report: IndexReport
+    indexed: dict[str, tuple[str, Counter[str]]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    """Files that failed, with their version (sha256)."""
+    touched: set[tuple[str, str]] = field(default_factory=set)
+    """(key, sha256) of every file some of whose objects were written."""
+    done: int = 0
+
+    def add(self, outcome: PartOutcome) -> None:
+        key = outcome.key
+        self.report.warnings += [(key, w) for w in outcome.warnings]
+        if outcome.objects:
+            self.touched.add((key, outcome.sha256))
+        if outcome.failure is not None and key not in self.failed:
+            self.report.failures.append((key, outcome.failure))
+            self.failed[key] = outcome.sha256
+            self.done += key not in self.indexed
+        elif outcome.done and outcome.failure is None:
+            self.indexed[key] = (outcome.sha256, outcome.found)
+            self.done += key not in self.failed
+
+    def close(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """Count the indexed files; (the written files, the abandoned ones), as (key, sha256)."""
+        written = [(key, sha) for key, (sha, _) in self.indexed.items() if key not in self.failed]
+        for key, (_, found) in self.indexed.items():
+            if key not in self.failed:
+                self.report.found.update(found)
+        self.report.indexed += len(written)
+        abandoned = [(key, sha) for key, sha in self.failed.items() if (key, sha) in self.touched]
+        return written, abandoned
+
+
+@dataclass
+class Plan:
+    """What a run decided before extracting anything: the report so far, the files to index, the jobs."""
+
+    report: IndexReport
+    candidates: list[Candidate]
+    inventory: dict[str, Any]
+    options: ExtractOptions
+    todo: list[tuple[Candidate, str]]
+    stale: set[str]
+    """Sources with objects of another file version, deleted once the new one is in."""
+    jobs: list[Job]
+    started: float
 
 
 Progress = Callable[[int, int, int], None]
@@ -162,6 +264,28 @@ class Indexer:
     describe: Describer | None = None
 
     def run(self, paths: Sequence[Path], *, prune: bool = False, progress: Progress | None = None) -> IndexReport:
+        plan = self.plan(paths)
+        tally = Tally(plan.report)
+        pending: list[tuple[Candidate, FileResult, int]] = []
+        files: dict[str, FileProgress] = {}
+        with self.store.writer(batch_size=self.batch_items) as write:
+            for n, (job, result) in enumerate(self._extract(plan.jobs, plan.options), start=1):
+                track = files.setdefault(job.candidate.key, FileProgress())
+                outcome = track.take(job, result, plan.options.timeout_s)
+                tally.add(outcome)
+                if outcome.write_as is not None:
+                    pending.append((job.candidate, result, outcome.write_as))
+                if sum(len(r.items) for _, r, _ in pending) >= self.batch_items or n == len(plan.jobs):
+                    plan.report.written += self._flush(pending, write)
+                    plan.report.items += sum(len(r.items) for _, r, _ in pending)
+                    pending = []
+                if progress:
+                    progress(tally.done, len(plan.todo), plan.report.items)
+        return self.finish(plan, tally, paths, prune)
+
+    def plan(self, paths: Sequence[Path]) -> Plan:
+        """Discover the files, hash them, check the collection (created when new) and plan the extraction jobs of
+        the files not stored completely in this version."""
         started = time.perf_counter()
         report = IndexReport()
         found = discover(paths, self.options.max_nesting, self.options.roots, self.options.max_text_bytes)
@@ -171,66 +295,32 @@ class Indexer:
         self.store.ensure(self.clip.name, self.text.name, lambda: (self.clip.dim, self.text.dim))
         inventory = self.store.inventory()
         todo: list[tuple[Candidate, str]] = []
-        stale: set[str] = set()  # sources with objects of another file version, deleted once the new one is in
+        stale: set[str] = set()
+        describer = self.describe.name if self.describe is not None else None
         for candidate, sha in _hash_all(candidates, report):
             state = inventory.get(candidate.key)
-            describer = self.describe.name if self.describe is not None else None
             if state is not None and state.complete(sha, describer):
                 report.unchanged += 1
             else:
                 todo.append((candidate, sha))
                 if state is not None and set(state.counts) - {sha}:
                     stale.add(candidate.key)
-        written_files: list[tuple[str, str]] = []
-        abandoned: list[tuple[str, str]] = []  # files that failed after some of their parts were written
-        files: dict[str, _FileProgress] = {}
-        pending: list[tuple[Candidate, FileResult, int]] = []
         jobs = plan_jobs(todo, options.max_pdf_pages)
-        done = 0
-        with self.store.writer(batch_size=self.batch_items) as write:
-            for n, (job, result) in enumerate(self._extract(jobs, options), start=1):
-                key = job.candidate.key
-                track = files.setdefault(key, _FileProgress())
-                track.seconds += result.seconds
-                if result.error is None and track.seconds > options.timeout_s:
-                    result.error = f"took longer than {options.timeout_s:g} s to read (MMRAG_FILE_TIMEOUT_S)"
-                if track.failed:
-                    pass  # an earlier part failed: the file is reported once
-                elif result.error:
-                    track.failed = True
-                    report.failures.append((key, result.error))
-                    if track.written:
-                        abandoned.append((key, job.sha256))
-                    done += 1
-                else:
-                    report.warnings += [(key, w) for w in result.warnings]
-                    track.items += len(result.items)
-                    track.found.update(found_category(item) for item in result.items)
-                    track.written = track.written or bool(result.items)
-                    pending.append((job.candidate, result, track.items if result.final else 0))
-                    if result.final and track.items == 0:
-                        track.failed = True
-                        report.failures.append((key, "nothing to index (no text or images found)"))
-                        done += 1
-                    elif result.final:
-                        written_files.append((key, job.sha256))
-                        report.indexed += 1
-                        report.found.update(track.found)
-                        done += 1
-                if sum(len(r.items) for _, r, _ in pending) >= self.batch_items or n == len(jobs):
-                    report.written += self._flush(pending, write)
-                    report.items += sum(len(r.items) for _, r, _ in pending)
-                    pending = []
-                if progress:
-                    progress(done, len(todo), report.items)
+        return Plan(report, candidates, inventory, options, todo, stale, jobs, started)
+
+    def finish(self, plan: Plan, tally: Tally, paths: Sequence[Path], prune: bool) -> IndexReport:
+        """After every part is written: delete the abandoned versions and the replaced ones (and, with `prune`, the
+        objects of files that are gone)."""
+        report = plan.report
+        written_files, abandoned = tally.close()
         for source_path, sha in abandoned:
             report.deleted += self.store.delete_version(source_path, sha)
         for source_path, sha in written_files:
-            if source_path in stale:
+            if source_path in plan.stale:
                 report.deleted += self.store.delete_old_versions(source_path, sha)
         if prune:
-            report.deleted += self._prune(paths, candidates, inventory)
-        report.seconds = time.perf_counter() - started
+            report.deleted += self._prune(paths, plan.candidates, plan.inventory)
+        report.seconds = time.perf_counter() - plan.started
         return report
 
     def _extract(self, jobs: list[Job], options: ExtractOptions) -> Iterator[tuple[Job, FileResult]]:
@@ -254,7 +344,7 @@ class Indexer:
                 initializer=_exit_with_parent,
                 initargs=(os.getpid(),),
             )
-            extract = _extract_job  # preprocessing stays in the main process: workers import no model code
+            extract = extract_job  # preprocessing stays in the main process: workers import no model code
         with executor as pool:
             pending: deque[tuple[Job, Future[FileResult]]] = deque()
             budget = max(self.workers * 4, 2 * self.batch_items)  # items: a whole batch decoded while one embeds
@@ -269,19 +359,41 @@ class Indexer:
 
     def _extract_here(self, job: Job, options: ExtractOptions) -> FileResult:
         """Extraction in this process, images also prepared for the image encoder (off the encoder's thread when
-        threaded); then the full images are dropped unless charts are to be described (thumbnail and pixels remain)."""
-        result = _extract_job(job, options)
-        visual = [item for item in result.items if item.image is not None]
-        if visual:
-            try:
-                images = [image for item in visual if (image := item.image) is not None]
-                for item, pixels in zip(visual, self.clip.prepare(images), strict=True):
-                    item.pixels = pixels
-                    if self.describe is None or item.kind != "image":
-                        item.image = None
-            except Exception as e:  # what CLIP's transform cannot take is that file's failure, not the run's
-                result.items, result.error = [], failure_reason(e)
+        threaded)."""
+        result = extract_job(job, options)
+        self.prepare(result)
         return result
+
+    def prepare(self, result: FileResult) -> None:
+        """Prepare a result's images for the image encoder; then the full images are dropped unless charts are to be
+        described (thumbnail and pixels remain). What CLIP's transform cannot take is that file's failure."""
+        visual = [item for item in result.items if item.image is not None]
+        if not visual:
+            return
+        try:
+            images = [image for item in visual if (image := item.image) is not None]
+            for item, pixels in zip(visual, self.clip.prepare(images), strict=True):
+                item.pixels = pixels
+                if self.describe is None or item.kind != "image":
+                    item.image = None
+        except Exception as e:  # that file's failure, not the run's
+            result.items, result.error = [], failure_reason(e)
+
+    def write_parts(self, parts: Sequence[tuple[Candidate, FileResult, PartOutcome]]) -> list[PartOutcome]:
+        """Prepare, embed and write parts extracted elsewhere (a Ray actor's batch), waiting until every object is
+        stored; their outcomes, with the parts CLIP's transform refused marked failed."""
+        pending = []
+        for candidate, result, outcome in parts:
+            if outcome.write_as is None:
+                continue
+            self.prepare(result)
+            if result.error is not None:
+                outcome.fail(result.error)
+            else:
+                pending.append((candidate, result, outcome.write_as))
+        with self.store.writer(batch_size=self.batch_items) as write:
+            self._flush(pending, write)
+        return [outcome for _, _, outcome in parts]
 
     def _flush(self, pending: list[tuple[Candidate, FileResult, int]], write: Writer) -> int:
         """Embed the items of several files in shared batches and hand their objects to the writer, a batch at a
@@ -358,7 +470,7 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="mmrag-parent-watch").start()
 
 
-def _extract_job(job: Job, options: ExtractOptions) -> FileResult:
+def extract_job(job: Job, options: ExtractOptions) -> FileResult:
     return extract_file(job.candidate.path, job.sha256, options, job.pages, job.final)
 
 

@@ -38,7 +38,7 @@ def index_paths(
     clip, text = embedders or embedders_for(settings)
     with connect(settings, start_local=True) as client:
         indexer = Indexer(
-            Store(client, settings.collection),
+            Store.from_settings(client, settings),
             clip,
             text,
             options=ExtractOptions.from_settings(settings),
@@ -67,13 +67,13 @@ def _progress_bar() -> Iterator[Callable[[int, int, int], None]]:
 def collection_stats(settings: Settings) -> CollectionStats:
     """Objects in the settings' collection, in all and by kind, and the models that built it."""
     with connect(settings) as client:
-        return Store(client, settings.collection).stats()
+        return Store.from_settings(client, settings).stats()
 
 
 def delete_collection(settings: Settings) -> int:
     """Delete the settings' collection, schema included (to rebuild it with other models or a new schema)."""
     with connect(settings) as client:
-        return Store(client, settings.collection).drop()
+        return Store.from_settings(client, settings).drop()
 
 
 def delete_source(settings: Settings, source: Path | str) -> int:
@@ -83,7 +83,7 @@ def delete_source(settings: Settings, source: Path | str) -> int:
 
     pattern = str(source) if str(source).startswith("/") else str(Path(source).expanduser().resolve())
     with connect(settings, start_local=False) as client:
-        return Store(client, settings.collection).delete_under(pattern)
+        return Store.from_settings(client, settings).delete_under(pattern)
 
 
 def list_collections(settings: Settings) -> list[CollectionStats]:
@@ -99,7 +99,7 @@ def show_collection(settings: Settings, name: str) -> CollectionStats:
     from mmrag.indexer.store import Store
 
     with connect(settings, start_local=False) as client:
-        return Store(client, name).stats()
+        return Store.from_settings(client, settings, name).stats()
 
 
 def drop_collection(settings: Settings, name: str) -> int:
@@ -107,4 +107,4 @@ def drop_collection(settings: Settings, name: str) -> int:
     from mmrag.indexer.store import Store
 
     with connect(settings, start_local=False) as client:
-        return Store(client, name).drop()
+        return Store.from_settings(client, settings, name).drop()

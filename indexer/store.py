@@ -7,7 +7,8 @@ One object per item. Named vectors: `clip` (image embedding for images and pages
 chunks and tables) and `text` (the text embedder, on chunks, captions and tables); BM25 over `text`. A figure or table
 also keeps its `label` ("Figure 2"), `caption` and `bbox` on its PDF page, so every answer can say where it came from.
 The collection description holds the schema version and the models (id and vector size) that built it, and other
-models or schema versions are refused.
+models or schema versions are refused. On a cluster, a `Replication` says how many nodes keep each object (fixed when
+the collection is created) and how many replicas confirm each write and answer each read.
 """
 
 from __future__ import annotations
@@ -24,11 +25,20 @@ from typing import Any, TypeVar
 
 import weaviate
 import weaviate.classes as wvc
-from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+from weaviate.classes.config import (
+    Configure,
+    ConsistencyLevel,
+    DataType,
+    Property,
+    ReplicationDeletionStrategy,
+    Tokenization,
+    VectorDistances,
+)
 from weaviate.classes.query import Filter, MetadataQuery
 from weaviate.exceptions import WeaviateBaseError
 
-from mmrag.core.errors import MmragError, WeaviateUnavailableError, first_line
+from mmrag.core.errors import ConfigError, MmragError, WeaviateUnavailableError, first_line
+from mmrag.core.settings import Consistency, Settings
 from mmrag.indexer.items import Box
 
 SCHEMA_VERSION = 2
@@ -75,6 +85,27 @@ class CollectionInfo:
             return cls(**json.loads(description or "")["mmrag"])
         except (json.JSONDecodeError, KeyError, TypeError):
             return None
+
+
+@dataclass(frozen=True)
+class Replication:
+    """How a collection is replicated across a cluster's nodes. The factor and async repair apply when the collection
+    is created; the consistency levels to every write (objects and deletes) and every read (queries, fetches)."""
+
+    factor: int = 1
+    async_enabled: bool = True
+    write: Consistency | None = None
+    """None: Weaviate's default (QUORUM)."""
+    read: Consistency | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Replication:
+        return cls(
+            settings.replication_factor,
+            settings.async_replication,
+            settings.write_consistency,
+            settings.read_consistency,
+        )
 
 
 @dataclass
@@ -197,13 +228,25 @@ def _properties() -> list[Property]:
 class Store:
     """One collection of indexed items."""
 
-    def __init__(self, client: weaviate.WeaviateClient, name: str) -> None:
+    def __init__(self, client: weaviate.WeaviateClient, name: str, replication: Replication = Replication()) -> None:
         self.client = client
         self.name = name
+        self.replication = replication
+
+    @classmethod
+    def from_settings(cls, client: weaviate.WeaviateClient, settings: Settings, name: str | None = None) -> Store:
+        """The settings' collection (or `name`), replicated and read/written at the settings' levels."""
+        return cls(client, name or settings.collection, Replication.from_settings(settings))
 
     @property
     def _collection(self) -> Any:
-        return self.client.collections.use(self.name)
+        """The collection, reading at the read consistency level."""
+        return _at_level(self.client.collections.use(self.name), self.replication.read)
+
+    @property
+    def _writable(self) -> Any:
+        """The collection, writing at the write consistency level."""
+        return _at_level(self.client.collections.use(self.name), self.replication.write)
 
     def exists(self) -> bool:
         return bool(self._call(lambda: self.client.collections.exists(self.name)))
@@ -248,6 +291,14 @@ class Store:
 
     def _create(self, info: CollectionInfo) -> None:
         hnsw = Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)
+        factor = self.replication.factor
+        if factor > 1:
+            live = self._live_nodes()
+            if factor > live:
+                raise ConfigError(
+                    f"MMRAG_REPLICATION_FACTOR={factor} needs {factor} nodes, but the cluster has {live} live: "
+                    f"start more nodes (mmrag weaviate start --nodes {factor}) or lower the factor"
+                )
         self._call(
             lambda: self.client.collections.create(
                 self.name,
@@ -258,8 +309,13 @@ class Store:
                     Configure.Vectors.self_provided(name=TEXT_VECTOR, vector_index_config=hnsw),
                 ],
                 inverted_index_config=Configure.inverted_index(index_property_length=False),
+                replication_config=_replication_config(self.replication),
             )
         )
+
+    def _live_nodes(self) -> int:
+        nodes = self._call(lambda: self.client.cluster.nodes())
+        return sum(1 for node in nodes if node.status == "HEALTHY")
 
     # Queries
 
@@ -375,14 +431,14 @@ class Store:
 
     def _insert_many(self, objects: list[StoredObject]) -> Any:
         """One `insert_many` request (Weaviate's errors are left to the writer, which reports them per batch)."""
-        return self._collection.data.insert_many(
+        return self._writable.data.insert_many(
             [wvc.data.DataObject(properties=o.properties, uuid=o.id, vector=o.vectors or None) for o in objects]
         )
 
     def _delete_where(self, where: Any) -> int:
         deleted = 0
         while True:
-            result = self._call(lambda: self._collection.data.delete_many(where=where))
+            result = self._call(lambda: self._writable.data.delete_many(where=where))
             deleted += int(result.successful)
             if result.matches < _DELETE_PAGE or result.successful == 0:
                 return deleted
@@ -424,6 +480,22 @@ class Store:
             return fn()
         except WeaviateBaseError as e:
             raise _unavailable(e) from e
+
+
+def _at_level(collection: Any, level: Consistency | None) -> Any:
+    return collection if level is None else collection.with_consistency_level(ConsistencyLevel(level))
+
+
+def _replication_config(replication: Replication) -> Any:
+    """Weaviate's replication config for a new collection (None: unreplicated, as before replication existed).
+    Deletes win by time: a replica that was down while a file was re-indexed must not bring its old objects back."""
+    if replication.factor == 1:
+        return None
+    return Configure.replication(
+        factor=replication.factor,
+        async_enabled=replication.async_enabled,
+        deletion_strategy=ReplicationDeletionStrategy.TIME_BASED_RESOLUTION,
+    )
 
 
 def _unavailable(error: WeaviateBaseError) -> WeaviateUnavailableError:

@@ -305,6 +305,29 @@ def compact(out: Path) -> None:
     tmp.replace(out)
 
 
+def start_run(
+    settings: Settings,
+    questions: Path,
+    out: Path,
+    adapter: str | None = None,
+    concurrency: int | None = None,
+    retry_failed: bool = False,
+) -> tuple[Settings, list[Row], BatchSummary]:
+    """What every run does first: the settings with the run's adapter and concurrency, the rows still to answer, and
+    the summary so far (the output's folder is made)."""
+    rows = list(read_rows(questions))
+    summary = BatchSummary(total=len(rows))
+    written = read_answers(out)
+    done = {key for key, record in written.items() if record.get("error") is None}
+    todo = plan(rows, done, summary, set(written) - done, retry=retry_failed)
+    if adapter is not None:
+        settings = settings.model_copy(update={"adapter": adapter})
+    if concurrency is not None:  # the server backend's own limit follows
+        settings = settings.model_copy(update={"generator_concurrency": concurrency})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return settings, todo, summary
+
+
 def run_batch(
     settings: Settings,
     questions: Path,
@@ -327,22 +350,13 @@ def run_batch(
     lines come in the order the answers do, and a server that dies mid-run loses none of them."""
     from mmrag.rag_app.service import make_generator, open_chain
 
-    rows = list(read_rows(questions))
-    summary = BatchSummary(total=len(rows))
-    written = read_answers(out)
-    done = {key for key, record in written.items() if record.get("error") is None}
-    todo = plan(rows, done, summary, set(written) - done, retry=retry_failed)
+    settings, todo, summary = start_run(settings, questions, out, adapter, concurrency, retry_failed)
     started = time.perf_counter()
-    if adapter is not None:
-        settings = settings.model_copy(update={"adapter": adapter})
-    if concurrency is not None:  # the server backend's own limit follows
-        settings = settings.model_copy(update={"generator_concurrency": concurrency})
     generator = None if retrieval_only else make_generator(settings)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with (
         quick_grpc_retries(),  # then the group is retried once
         open_chain(settings, retrieval_only=retrieval_only, generator=generator) as chain,
-        _compacted(out, summary),
+        compacted(out, summary),
         out.open("a", encoding="utf-8") as sink,
         progress_bar("answering", len(todo), show=progress) as bar,
     ):
@@ -354,10 +368,10 @@ def run_batch(
         for start in range(0, len(todo), batch_size):
             group = todo[start : start + batch_size]
             try:
-                records = _answer_with_retry(chain, group, kinds, source_prefix)
+                records = answer_with_retry(chain, group, kinds, source_prefix)
             except INFRASTRUCTURE_ERRORS as e:
-                raise _stopped(e, out, left=len(todo) - start) from e
-            _write(sink, records, summary)
+                raise stopped_error(e, out, left=len(todo) - start) from e
+            write_records(sink, records, summary)
             bar.advance(len(group))
     summary.seconds = time.perf_counter() - started
     return summary
@@ -385,7 +399,7 @@ def _answer_concurrently(
         def start_next() -> None:
             row = next(rows, None)
             if row is not None:
-                pending.add(pool.submit(_answer_with_retry, chain, [row], *filters))
+                pending.add(pool.submit(answer_with_retry, chain, [row], *filters))
 
         for _ in range(concurrency):
             start_next()
@@ -398,16 +412,16 @@ def _answer_concurrently(
                 except INFRASTRUCTURE_ERRORS as e:
                     failure = failure or e
                     continue
-                _write(sink, records, summary)
+                write_records(sink, records, summary)
                 left -= 1
                 advance(1)
                 if failure is None:
                     start_next()
     if failure is not None:
-        raise _stopped(failure, out, left=left) from failure
+        raise stopped_error(failure, out, left=left) from failure
 
 
-def _write(sink: TextIO, records: list[dict[str, Any]], summary: BatchSummary) -> None:
+def write_records(sink: TextIO, records: list[dict[str, Any]], summary: BatchSummary) -> None:
     """Append the records and sync them to disk: a crash after this loses none of them."""
     for record in records:
         sink.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -416,7 +430,7 @@ def _write(sink: TextIO, records: list[dict[str, Any]], summary: BatchSummary) -
     os.fsync(sink.fileno())
 
 
-def _stopped(error: Exception, out: Path, left: int) -> BatchStoppedError:
+def stopped_error(error: Exception, out: Path, left: int) -> BatchStoppedError:
     reason = " ".join(str(error).split()) or type(error).__name__  # one line
     if not reason.endswith((".", "?")):
         reason += "."
@@ -427,7 +441,7 @@ def _stopped(error: Exception, out: Path, left: int) -> BatchStoppedError:
 
 
 @contextmanager
-def _compacted(out: Path, summary: BatchSummary) -> Iterator[None]:
+def compacted(out: Path, summary: BatchSummary) -> Iterator[None]:
     """On leaving (even after an error), rewrite `out` with one line per row when rows were retried."""
     try:
         yield
@@ -436,7 +450,7 @@ def _compacted(out: Path, summary: BatchSummary) -> Iterator[None]:
             compact(out)
 
 
-def _answer_with_retry(
+def answer_with_retry(
     chain: RagChain, group: list[Row], kinds: tuple[str, ...] = (), source_prefix: str | None = None
 ) -> list[dict[str, Any]]:
     try:

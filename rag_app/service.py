@@ -40,7 +40,7 @@ def build_chain(
     a None generator means retrieval only. The chain answers with MMRAG_ADAPTER, checked here (AdapterError)."""
     if generator is not None and settings.adapter is not None:
         generator.resolve_adapter(settings.adapter)
-    store = Store(client, settings.collection)
+    store = Store.from_settings(client, settings)
     store.require(current_schema=True)
     retriever = MultimodalRetriever(searcher=Searcher(store, clip, text), k=settings.k, mode=settings.mode)
     return RagChain(
@@ -112,7 +112,7 @@ def write_picture(settings: Settings, object_id: str, out: Path | None = None) -
     """Write the pixels of an indexed object: a figure's or table's crop re-rendered from its PDF page, a page, the
     image file, else the stored thumbnail (`out` defaults to a name made of its file, page and label)."""
     with connect(settings) as client:
-        store = Store(client, settings.collection)
+        store = Store.from_settings(client, settings)
         store.require(current_schema=True)
         source = Source.from_document(0, to_document(Ranked(store.get(object_id.strip()))))
         image = SourceImages(store).load(source.metadata())

@@ -3,6 +3,7 @@
 import re
 import subprocess
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import yaml
@@ -183,3 +184,132 @@ def test_app_keeps_its_own_model_unless_asked_for_the_vllm_service(monkeypatch: 
     assert served.url == f"http://vllm:{port}/v1"  # type: ignore[attr-defined]
     assert served.model_id == VLLM["command"][0]
     assert served.max_images == 1  # LLaVA-1.5: one image per prompt
+
+
+# -- docker-compose.cluster.yml: `mmrag weaviate start --nodes 3` in containers, with the app on top
+
+CLUSTER_TEXT = (Path(__file__).parents[1] / "docker-compose.cluster.yml").read_text()
+CLUSTER = yaml.safe_load(CLUSTER_TEXT)  # YAML merge keys resolved: each node as compose sees it
+NODES = {name: s for name, s in CLUSTER["services"].items() if "CLUSTER_HOSTNAME" in s.get("environment", {})}
+"""The Weaviate services, node0 first."""
+SECRETS = {"WEAVIATE_API_KEY": "k", "WEAVIATE_CLUSTER_PASSWORD": "p"}
+
+
+def _join(value: str) -> list[tuple[str, int]]:
+    """`host:port,host:port` as Weaviate splits CLUSTER_JOIN and RAFT_JOIN."""
+    return [(host, int(port)) for host, _, port in (a.rpartition(":") for a in value.split(","))]
+
+
+def test_cluster_has_the_local_clusters_three_nodes(tmp_path: Path) -> None:
+    from mmrag.core.cluster import LocalCluster
+
+    local = LocalCluster(tmp_path / "weaviate", tmp_path)
+    local._create(3)  # the layout `mmrag weaviate start --nodes 3` creates (nothing starts)
+    assert list(NODES) == [node.membership.name for node in local.nodes() if node.membership]
+    for name, node in NODES.items():
+        assert node["environment"]["CLUSTER_HOSTNAME"] == name  # its service name: Docker's DNS finds it
+
+
+def test_cluster_nodes_are_pinned_persistent_and_protected_as_the_single_node() -> None:
+    single = COMPOSE["services"]["weaviate"]
+    volumes = [node["volumes"] for node in NODES.values()]
+    assert len({v[0].split(":")[0] for v in volumes}) == len(NODES)  # a volume of its own per node
+    for name, node in NODES.items():
+        env = node["environment"]
+        assert node["image"] == single["image"] and node["image"].endswith(f":{WEAVIATE_VERSION}"), name
+        volume, mount = node["volumes"][0].split(":")
+        assert volume in CLUSTER["volumes"] and mount == env["PERSISTENCE_DATA_PATH"]
+        assert node["restart"] == single["restart"] and node["healthcheck"]["test"] == single["healthcheck"]["test"]
+        # docker-compose.yml's auth and hardening on every node: only the topology differs
+        for key, value in single["environment"].items():
+            if key in ("CLUSTER_HOSTNAME", "RAFT_BOOTSTRAP_EXPECT"):
+                continue
+            secret = REQUIRED.fullmatch(value)
+            if secret:
+                required = REQUIRED.fullmatch(env[key])
+                assert required is not None and required["name"] == secret["name"], (name, key)
+            else:
+                assert env[key] == value, (name, key)
+
+
+def test_cluster_raft_and_gossip_name_every_node() -> None:
+    raft = {f"{name}:{node['environment']['RAFT_PORT']}" for name, node in NODES.items()}
+    for name, node in NODES.items():
+        env = node["environment"]
+        assert set(env["RAFT_JOIN"].split(",")) == raft  # every voter, on the port it listens on
+        assert int(env["RAFT_BOOTSTRAP_EXPECT"]) == len(NODES) == 3
+        assert int(env["CLUSTER_DATA_BIND_PORT"]) == int(env["CLUSTER_GOSSIP_BIND_PORT"]) + 1  # Weaviate's convention
+        peers = {(p, int(n["environment"]["CLUSTER_GOSSIP_BIND_PORT"])) for p, n in NODES.items() if p != name}
+        assert set(_join(env["CLUSTER_JOIN"])) == peers, name  # rejoins whichever peer is up after a restart
+
+
+def test_cluster_needs_both_secrets_and_has_no_default_for_them() -> None:
+    secrets = [("WEAVIATE_API_KEY", CLUSTER["services"]["app"]["environment"]["MMRAG_WEAVIATE_API_KEY"])]
+    for node in NODES.values():
+        secrets.append(("WEAVIATE_API_KEY", node["environment"]["AUTHENTICATION_APIKEY_ALLOWED_KEYS"]))
+        secrets.append(("WEAVIATE_CLUSTER_PASSWORD", node["environment"]["CLUSTER_BASIC_AUTH_PASSWORD"]))
+    for name, value in secrets:
+        required = REQUIRED.fullmatch(value)
+        assert required is not None and required["name"] == name, value
+    assert not re.search(r"\$\{(WEAVIATE_API_KEY|WEAVIATE_CLUSTER_PASSWORD):?-", CLUSTER_TEXT)
+    for missing in SECRETS:
+        with pytest.raises(ValueError, match=f"required variable {missing}"):
+            _interpolated(CLUSTER_TEXT, {k: v for k, v in SECRETS.items() if k != missing})
+    _interpolated(CLUSTER_TEXT, SECRETS)  # nothing else is required (VLLM_API_KEY only inside its container)
+
+
+def test_cluster_publishes_nothing_beyond_loopback() -> None:
+    published = [p for s in CLUSTER["services"].values() for p in s.get("ports", [])]
+    assert published and all(p.startswith("127.0.0.1:") for p in published), published
+    assert len({p.split(":")[1] for p in published}) == len(published)  # no host port taken twice
+    assert not any("network_mode" in s for s in CLUSTER["services"].values())
+    for node in NODES.values():  # gossip, data and raft stay on the compose network
+        inside = {int(p.rsplit(":", 1)[1]) for p in node["ports"]}
+        env = node["environment"]
+        internal = ("CLUSTER_GOSSIP_BIND_PORT", "CLUSTER_DATA_BIND_PORT", "RAFT_PORT", "RAFT_INTERNAL_RPC_PORT")
+        assert inside == {8080, 50051} and not inside & {int(env[k]) for k in internal}
+
+
+def test_cluster_host_urls_in_the_header_reach_each_node_in_order() -> None:
+    """The MMRAG_WEAVIATE_URL / _GRPC_URL lines the file's header gives for a mmrag on the host."""
+    header = dict(re.findall(r"^#\s+(MMRAG_WEAVIATE_(?:GRPC_)?URL)=(\S+)$", CLUSTER_TEXT, re.M))
+    for variable, inside in (("MMRAG_WEAVIATE_URL", 8080), ("MMRAG_WEAVIATE_GRPC_URL", 50051)):
+        host_ports = [urlparse(u).port for u in header[variable].split(",")]
+        published = [
+            next(int(p.split(":")[1]) for p in node["ports"] if p.endswith(f":{inside}")) for node in NODES.values()
+        ]
+        assert host_ports == published, variable
+
+
+def test_cluster_app_reaches_every_node_and_keeps_three_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmrag.core.client import _remote_urls
+    from mmrag.core.settings import load_settings
+
+    app = CLUSTER["services"]["app"]
+    clear_mmrag_env(monkeypatch)
+    for name, value in app["environment"].items():
+        monkeypatch.setenv(name, _interpolated(str(value), SECRETS))
+    settings = load_settings()
+    # the client tries every node, in order, each with its own gRPC address
+    assert _remote_urls(settings) == [(f"http://{n}:8080", f"http://{n}:50051") for n in NODES]
+    assert all(node["command"][node["command"].index("--port") + 1] == "8080" for node in NODES.values())
+    assert settings.replication_factor == len(NODES)
+    assert (settings.write_consistency, settings.read_consistency, settings.async_replication) == (
+        "QUORUM",
+        "QUORUM",
+        True,
+    )
+    assert all(app["depends_on"][n] == {"condition": "service_healthy"} for n in NODES)
+
+
+def test_cluster_app_and_vllm_are_the_single_nodes_apart_from_weaviate() -> None:
+    """A user switching files keeps every other setting and the vllm profile."""
+    single, cluster = COMPOSE["services"], CLUSTER["services"]
+    assert cluster["vllm"] == single["vllm"]
+    cluster_only = {"MMRAG_REPLICATION_FACTOR", "MMRAG_WRITE_CONSISTENCY", "MMRAG_READ_CONSISTENCY"}
+    cluster_only |= {"MMRAG_ASYNC_REPLICATION", "MMRAG_WEAVIATE_URL", "MMRAG_WEAVIATE_GRPC_URL"}
+    env = {k: v for k, v in cluster["app"]["environment"].items() if k not in cluster_only}
+    assert env == {k: v for k, v in single["app"]["environment"].items() if k not in cluster_only}
+    for key in ("build", "image", "command", "ports", "volumes"):
+        assert cluster["app"][key] == single["app"][key], key
+    assert cluster["app"]["depends_on"]["vllm"] == single["app"]["depends_on"]["vllm"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -21,6 +21,8 @@ from mmrag.commands.options import (
     K,
     Kinds,
     Mode,
+    RayActors,
+    RayAddress,
     SourceFilter,
     kind_names,
     overrides,
@@ -117,26 +119,31 @@ def batch(
         False, "--retry-failed", help="Answer again the rows whose answer in --out is an error."
     ),
     json_output: Json = False,
+    ray: RayAddress = None,
+    actors: RayActors = None,
 ) -> None:
     """Answer many questions; resumable, one bad row never stops the run. Exit 1 when any row failed (its error is
-    in --out; --retry-failed answers it again)."""
+    in --out; --retry-failed answers it again). With --ray, --batch-size rows go to an actor at a time."""
     import sys
 
-    from mmrag.rag_app.batch import run_batch
+    settings = _settings(k=k, mode=mode, collection=collection)
+    common: dict[str, Any] = {
+        "adapter": adapter,
+        "batch_size": batch_size,
+        "retrieval_only": retrieval_only,
+        "retry_failed": retry_failed,
+        "kinds": kind_names(kind),
+        "source_prefix": source_pattern(source),
+        "progress": sys.stderr.isatty() and not json_output,
+    }
+    if ray is not None:
+        from mmrag.rag_app.ray_batch import run_batch_on_ray
 
-    summary = run_batch(
-        _settings(k=k, mode=mode, collection=collection),
-        questions,
-        out_path,
-        adapter=adapter,
-        batch_size=batch_size,
-        concurrency=concurrency,
-        retrieval_only=retrieval_only,
-        retry_failed=retry_failed,
-        kinds=kind_names(kind),
-        source_prefix=source_pattern(source),
-        progress=sys.stderr.isatty() and not json_output,
-    )
+        summary = run_batch_on_ray(settings, questions, out_path, address=ray, actors=actors, **common)
+    else:
+        from mmrag.rag_app.batch import run_batch
+
+        summary = run_batch(settings, questions, out_path, concurrency=concurrency, **common)
     for note in _batch_notes(summary):
         _show(note, err)
     if json_output:

@@ -51,7 +51,7 @@ def run_demo(settings: Settings, out: Console) -> None:
     started = time.perf_counter()
     with connect(settings, start_local=True) as client:
         out.print(f"Weaviate ready in {time.perf_counter() - started:.1f} s")
-        store = Store(client, settings.collection)
+        store = Store.from_settings(client, settings)
         if settings.collection == DEMO_COLLECTION and store.exists():  # the demo's own: an older one is rebuilt
             try:
                 store.require(current_schema=True)

@@ -114,7 +114,11 @@ def train(
     base: str | None = typer.Option(None, help="Base model id or dir (default: MMRAG_VLM_MODEL)."),
     max_steps: int | None = typer.Option(TRAIN.max_steps, min=1, help="Stop after this many optimizer steps."),
     epochs: int = typer.Option(TRAIN.epochs, min=1),
-    batch_size: int = typer.Option(TRAIN.batch_size, min=1),
+    batch_size: int = typer.Option(
+        TRAIN.batch_size,
+        min=1,
+        help="Samples per process and micro-batch; one step's global batch is this x processes x --grad-accum.",
+    ),
     grad_accum: int = typer.Option(TRAIN.grad_accum, min=1, help="Gradient accumulation steps."),
     lr: float = typer.Option(
         TRAIN.learning_rate, help=f"LoRA learning rate (cosine schedule, {TRAIN.warmup_ratio:.0%} warmup)."
@@ -136,8 +140,14 @@ def train(
     ),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the latest checkpoint in --out."),
     device: str | None = typer.Option(None, help="cpu or cuda (default: MMRAG_DEVICE)."),
+    report_to: str = typer.Option(
+        "none", help="Also log to these Trainer integrations: tensorboard, wandb, mlflow, ... (comma-separated)."
+    ),
 ) -> None:
-    """Train a LoRA adapter; the loss of every step goes to the console and to OUT/loss.csv."""
+    """Train a LoRA adapter; the loss of every step goes to the console and to OUT/loss.csv.
+
+    Runs as is under `torchrun --nproc_per_node N` or `accelerate launch` (DDP; FSDP or DeepSpeed with an accelerate
+    config file, see configs/accelerate/); only the main process prints and writes OUT."""
     from mmrag.finetune.train import train as run_training
 
     _quiet_warnings()
@@ -158,8 +168,17 @@ def train(
         gradient_checkpointing=checkpointing,
     )
     result = run_training(
-        data_dir, _base(base), out_dir, config, device=_device(device), resume=resume, on_step=_print_step
+        data_dir,
+        _base(base),
+        out_dir,
+        config,
+        device=_device(device),
+        resume=resume,
+        on_step=_print_step,
+        report_to=report_to,
     )
+    if os.environ.get("RANK", "0") != "0":  # another process of a torchrun/accelerate launch: the main one reports
+        return
     val = f", val loss {result.val_loss:.4f}" if result.val_loss is not None else ""
     out.print(
         f"adapter in {result.adapter_dir}: {result.steps} steps, loss {result.first_loss:.4f} -> "

@@ -12,7 +12,7 @@ import typer
 if TYPE_CHECKING:
     from mmrag.indexer.pipeline import IndexReport
 
-from mmrag.commands.options import Collection, Json, SourceFilter, overrides, source_pattern
+from mmrag.commands.options import Collection, Json, RayActors, RayAddress, SourceFilter, overrides, source_pattern
 from mmrag.core.console import err, out, plain
 from mmrag.core.errors import ConfigError, MmragError
 
@@ -33,6 +33,8 @@ def index(
         1, min=0, help="Extraction: 0 in the main thread, 1 in a background thread, N>1 in N processes."
     ),
     describe: bool = typer.Option(False, help="Store the VLM's description of each chart as its caption."),
+    ray: RayAddress = None,
+    actors: RayActors = None,
 ) -> None:
     """Index charts, images, PDFs and text documents (again and again: only changes are written).
 
@@ -53,7 +55,14 @@ def index(
         from mmrag.rag_app.describer import describer_for
 
         describer = describer_for(settings)
-    report = index_paths(settings, paths, prune=prune, workers=workers, describer=describer, progress=show_progress)
+    if ray is not None:
+        from mmrag.indexer.ray_index import index_paths_on_ray
+
+        report = index_paths_on_ray(
+            settings, paths, address=ray, prune=prune, describer=describer, progress=show_progress, actors=actors
+        )
+    else:
+        report = index_paths(settings, paths, prune=prune, workers=workers, describer=describer, progress=show_progress)
     if json_output:
         print(json.dumps(report.as_json()))
     else:

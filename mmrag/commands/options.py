@@ -80,6 +80,26 @@ Adapter = Annotated[
     ),
 ]
 
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="ADDRESS",
+        help="Run on Ray: 'local' starts one on this machine for the run; 'auto', ray://HOST:PORT or HOST:PORT "
+        "connect to a cluster (its nodes must reach MMRAG_WEAVIATE_URL).",
+        show_default=False,
+    ),
+]
+RayActors = Annotated[
+    int | None,
+    typer.Option(
+        "--actors",
+        min=1,
+        help="With --ray: embedding actors, each with its own copy of the models (default: one per GPU, else 1).",
+        show_default=False,
+    ),
+]
+
 
 def source_pattern(value: str | None) -> str | None:
     """`--source` as an absolute path or glob: a relative one is resolved against the current folder (`~` is

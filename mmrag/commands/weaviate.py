@@ -1,15 +1,20 @@
-"""`mmrag weaviate install|start|stop|status`: the local Weaviate server."""
+"""`mmrag weaviate install|start|stop|status`: the local Weaviate server, or a local cluster of several nodes
+(`start --nodes 3`; later commands use the cluster while it exists, see mmrag.core.cluster)."""
 
 from __future__ import annotations
 
 import json
 import time
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mmrag.commands.options import Json
 from mmrag.core.console import err, out
 from mmrag.core.settings import load_settings
+
+if TYPE_CHECKING:
+    from mmrag.core.server import ServerState
 
 
 def install() -> None:
@@ -22,48 +27,90 @@ def install() -> None:
     out.print(f"Weaviate {server.WEAVIATE_VERSION}: {path} ({size:.0f} MB, {time.perf_counter() - started:.1f} s)")
 
 
-def start() -> None:
-    """Start the local server on 127.0.0.1 and wait until it is ready."""
-    from mmrag.core.client import local_server
+Nodes = Annotated[
+    int | None,
+    typer.Option(
+        "--nodes",
+        min=1,
+        max=9,
+        help="1: the single server; 2 or more: a local cluster of that many nodes (kept until its directory is "
+        "deleted). Default: the cluster if one exists, else the single server.",
+    ),
+]
 
+
+def start(nodes: Nodes = None) -> None:
+    """Start the local server (or every node of the local cluster) on 127.0.0.1 and wait until it is ready."""
+    from mmrag.core.client import local_cluster, local_server
+    from mmrag.core.errors import ServerStartError
+
+    settings = load_settings()
+    cluster = local_cluster(settings)
     started = time.perf_counter()
-    state = local_server(load_settings()).start()
+    if nodes == 1 and cluster.exists():
+        raise ServerStartError(
+            f"a local cluster exists in {cluster.root}, and commands use it: start it (no --nodes), or stop it "
+            "and delete that directory (and its data) to use the single server"
+        )
+    if (nodes or 1) > 1 or cluster.exists():
+        states = cluster.start(nodes)
+        elapsed = time.perf_counter() - started
+        for i, state in enumerate(states):
+            out.print(f"node{i} ready at {state.url} (gRPC {state.grpc_port}, pid {state.pid})")
+        out.print(f"Weaviate cluster of {len(states)} nodes ready ({elapsed:.1f} s), data in {cluster.root}")
+        return
+    state = local_server(settings).start()
     elapsed = time.perf_counter() - started
     out.print(f"Weaviate ready at {state.url} (gRPC {state.grpc_port}, pid {state.pid}, {elapsed:.1f} s)")
 
 
 def stop() -> None:
-    """Stop the local server."""
-    from mmrag.core.client import local_server
+    """Stop the local server, or every node of the local cluster."""
+    from mmrag.core.client import local_cluster, local_server
 
-    stopped = local_server(load_settings()).stop()
-    out.print("Weaviate stopped" if stopped else "Weaviate was not running")
+    settings = load_settings()
+    cluster = local_cluster(settings)
+    if cluster.exists():
+        stopped = cluster.stop()
+        out.print(f"Weaviate cluster stopped ({stopped} nodes were running)" if stopped else "Weaviate was not running")
+        return
+    stopped_one = local_server(settings).stop()
+    out.print("Weaviate stopped" if stopped_one else "Weaviate was not running")
 
 
 def status(json_output: Json = False) -> None:
-    """Whether the local server runs; exit 1 when it does not."""
-    from mmrag.core.client import local_server
+    """Whether the local server (each node of the local cluster) runs; exit 1 when it (any node) does not."""
+    from mmrag.core.client import local_cluster, local_server
 
-    state = local_server(load_settings()).status()
+    settings = load_settings()
+    cluster = local_cluster(settings)
+    states = cluster.status() if cluster.exists() else [local_server(settings).status()]
+    names = [f"node{i}" for i in range(len(states))] if cluster.exists() else ["Weaviate"]
     if json_output:
-        summary = {
-            "running": state.running,
-            "ready": state.ready,
-            "pid": state.pid,
-            "url": state.url,
-            "grpc_port": state.grpc_port,
-            "data": str(state.data_dir),
-        }
-        out.print_json(json.dumps(summary))
-    elif state.running:
-        out.print(
-            f"Weaviate {'ready' if state.ready else 'starting'} at {state.url} (pid {state.pid}), "
-            f"data in {state.data_dir}"
-        )
+        summaries = [_summary(state) for state in states]
+        out.print_json(json.dumps({"nodes": summaries} if cluster.exists() else summaries[0]))
     else:
-        out.print("Weaviate is not running")
-    if not state.running:
+        for name, state in zip(names, states, strict=True):
+            if state.running:
+                out.print(
+                    f"{name} {'ready' if state.ready else 'starting'} at {state.url} (pid {state.pid}), "
+                    f"data in {state.data_dir}"
+                )
+            else:
+                out.print(f"{name} is not running" if cluster.exists() else "Weaviate is not running")
+    if not all(state.running for state in states):
         raise typer.Exit(1)
+
+
+def _summary(state: ServerState) -> dict[str, object]:
+    return {
+        "running": state.running,
+        "ready": state.ready,
+        "pid": state.pid,
+        "url": state.url,
+        "grpc_port": state.grpc_port,
+        "data": str(state.data_dir),
+    }
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,11 @@ interface: the public gRPC API (GRPC_PORT), which requires the API key like REST
 dir, where only this user's mmrag reads them. The pprof and Prometheus listeners are off. Gossip and raft have no
 authentication at all: loopback keeps them from other machines, not from other users of this one.
 `listening_sockets` and `probe_without_credentials` show what each port answers.
+
+A node of a local cluster (`mmrag.core.cluster`) is the same server with a `Membership`: its gossip, data, raft and
+raft RPC ports are fixed (kept in the cluster's state file, so a node restarts where its peers look for it) and it
+joins its peers on 127.0.0.1 (CLUSTER_IN_LOCALHOST, as Weaviate's own dev scripts run a cluster). Its listeners bind
+as the single node's do: nothing more reaches beyond loopback than the gRPC and cluster API ports of each node.
 """
 
 from __future__ import annotations
@@ -127,14 +132,43 @@ class ServerState:
         return f"http://127.0.0.1:{self.http_port}"
 
 
-class LocalWeaviate:
-    """A single-node Weaviate on 127.0.0.1 with its data in ``data_dir / 'weaviate'``."""
+@dataclass(frozen=True)
+class Membership:
+    """A node's place in a local cluster: its name and gossip port (data, raft and raft RPC are the next three),
+    and its peers' gossip ports (CLUSTER_JOIN) and raft addresses (RAFT_JOIN, every node's ``name:raft port``)."""
 
-    def __init__(self, binary: Path, data_dir: Path, http_port: int, grpc_port: int) -> None:
+    name: str
+    gossip_port: int
+    peer_gossip_ports: tuple[int, ...]
+    raft_join: tuple[str, ...]
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return tuple(range(self.gossip_port, self.gossip_port + 4))
+
+
+class LocalWeaviate:
+    """A Weaviate node on 127.0.0.1 with its data in ``data_dir / 'weaviate'`` (or `root`): a single node, or with
+    a `Membership` one node of a local cluster. Its API key and cluster password live in `secrets_dir` (default:
+    its root), which a cluster's nodes share."""
+
+    def __init__(
+        self,
+        binary: Path,
+        data_dir: Path,
+        http_port: int,
+        grpc_port: int,
+        *,
+        root: Path | None = None,
+        secrets_dir: Path | None = None,
+        membership: Membership | None = None,
+    ) -> None:
         self.binary = binary
-        self.root = data_dir / "weaviate"
+        self.root = root or data_dir / "weaviate"
+        self.secrets_dir = secrets_dir or self.root
         self.http_port = http_port
         self.grpc_port = grpc_port
+        self.membership = membership
 
     @property
     def state_file(self) -> Path:
@@ -146,11 +180,11 @@ class LocalWeaviate:
 
     @property
     def key_file(self) -> Path:
-        return self.root / "api-key"
+        return self.secrets_dir / "api-key"
 
     @property
     def cluster_password_file(self) -> Path:
-        return self.root / "cluster-password"
+        return self.secrets_dir / "cluster-password"
 
     def api_key(self) -> str:
         """The local server's API key (REST and gRPC), created (0600) on first use."""
@@ -174,18 +208,19 @@ class LocalWeaviate:
 
     def start(self, timeout: float = 120.0) -> ServerState:
         """Start the server unless it runs already, and wait until it is ready."""
+        pid = self.launch()
+        self.wait_ready(pid, timeout)
+        return self.status()
+
+    def launch(self) -> int:
+        """Start the server unless it runs already, without waiting for it: its pid (a cluster's nodes are ready
+        only once enough of them run, so they are all launched before any is waited for)."""
         state = self.status()
-        if state.running:
-            self._wait_ready(state.pid, state.http_port, timeout)
-            return self.status()
+        if state.running and state.pid is not None:
+            return state.pid
         if not self.binary.is_file():
             raise ServerStartError(f"the Weaviate server is not installed at {self.binary}: run `make setup`")
-        for name, port in (
-            ("MMRAG_WEAVIATE_HTTP_PORT", self.http_port),
-            ("MMRAG_WEAVIATE_GRPC_PORT", self.grpc_port),
-        ):
-            if not _port_free(port):
-                raise ServerStartError(f"port {port} on 127.0.0.1 is in use: free it or set {name} to another port")
+        self._check_ports_free()
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         argv = [
             str(self.binary),
@@ -211,8 +246,21 @@ class LocalWeaviate:
             setsid=True,
         )
         self.state_file.write_text(json.dumps({"pid": pid, "http_port": self.http_port, "grpc_port": self.grpc_port}))
-        self._wait_ready(pid, self.http_port, timeout)
-        return self.status()
+        return pid
+
+    def wait_ready(self, pid: int, timeout: float = 120.0) -> None:
+        """Wait until the server answers ready; ServerStartError when it exits or takes longer than `timeout`."""
+        _, http_port, _ = self._recorded()
+        self._wait_ready(pid, http_port, timeout)
+
+    def _check_ports_free(self) -> None:
+        ports = [("MMRAG_WEAVIATE_HTTP_PORT", self.http_port), ("MMRAG_WEAVIATE_GRPC_PORT", self.grpc_port)]
+        if self.membership is not None:
+            ports = [("", port) for port in (self.http_port, self.grpc_port, *self.membership.ports)]
+        for name, port in ports:
+            if not _port_free(port):
+                fix = f"or set {name} to another port" if name else "(a cluster's nodes keep their ports)"
+                raise ServerStartError(f"port {port} on 127.0.0.1 is in use: free it {fix}")
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the server (SIGTERM, then SIGKILL after `timeout`); False when it was not running."""
@@ -254,8 +302,25 @@ class LocalWeaviate:
             return name
 
     def _settings(self) -> dict[str, str]:
-        gossip = _free_port_block(4)  # gossip, data (= gossip + 1), raft, raft rpc: as weaviate's embedded mode
-        hostname = self._node_name()
+        if self.membership is None:
+            gossip = free_port_block(4)  # gossip, data (= gossip + 1), raft, raft rpc: as weaviate's embedded mode
+            hostname = self._node_name()
+            topology = {
+                "RAFT_BOOTSTRAP_EXPECT": "1",
+                "RAFT_TIMEOUTS_MULTIPLIER": "1",  # one node: no network delay to tolerate; ready in ~3 s, not ~10
+                "RAFT_JOIN": f"{hostname}:{gossip + 2}",
+            }
+        else:
+            gossip, hostname = self.membership.gossip_port, self.membership.name
+            topology = {
+                "CLUSTER_JOIN": ",".join(f"127.0.0.1:{port}" for port in self.membership.peer_gossip_ports),
+                "RAFT_BOOTSTRAP_EXPECT": str(len(self.membership.raft_join)),
+                "RAFT_TIMEOUTS_MULTIPLIER": "1",  # loopback: no network delay; a new leader in seconds after a kill
+                "RAFT_JOIN": ",".join(self.membership.raft_join),
+                "ASYNC_REPLICATION_FREQUENCY": "1s",
+                "ASYNC_REPLICATION_FREQUENCY_WHILE_PROPAGATING": "1s",
+                "ASYNC_REPLICATION_PROPAGATION_DELAY": "1s",
+            }
         return {
             "PERSISTENCE_DATA_PATH": str(self.root / "data"),
             "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false",
@@ -275,9 +340,7 @@ class LocalWeaviate:
             "CLUSTER_DATA_BIND_PORT": str(gossip + 1),
             "RAFT_PORT": str(gossip + 2),
             "RAFT_INTERNAL_RPC_PORT": str(gossip + 3),
-            "RAFT_BOOTSTRAP_EXPECT": "1",
-            "RAFT_TIMEOUTS_MULTIPLIER": "1",  # one node: no network delay to tolerate; ready in ~3 s, not ~10
-            "RAFT_JOIN": f"{hostname}:{gossip + 2}",
+            **topology,
             "DEFAULT_VECTORIZER_MODULE": "none",
             "ENABLE_MODULES": "",
             "DISABLE_TELEMETRY": "true",
@@ -378,7 +441,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _free_port_block(n: int) -> int:
+def free_port_block(n: int) -> int:
     """The first of `n` consecutive free ports."""
     for _ in range(100):
         first = free_port()

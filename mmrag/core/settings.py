@@ -34,6 +34,7 @@ Profile = Literal["default", "tiny"]
 Device = Literal["auto", "cpu", "cuda"]
 GeneratorBackend = Literal["local", "openai"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+Consistency = Literal["ONE", "QUORUM", "ALL"]
 
 _COLLECTION_NAME = re.compile(r"^[A-Z][_0-9A-Za-z]{0,127}$")
 
@@ -69,7 +70,9 @@ class Settings(BaseSettings):
     )
     collection: str = Field("Mmrag", description="Weaviate collection (starts with a capital letter).")
     weaviate_url: str | None = Field(
-        None, description="An external Weaviate (docker compose, cluster); unset: the local server."
+        None,
+        description="An external Weaviate (docker compose, cluster); several, comma-separated: the first ready one "
+        "(a cluster's nodes); unset: the local server (or local cluster).",
     )
     weaviate_grpc_url: str | None = Field(
         None, description="gRPC address of the external Weaviate.", json_schema_extra=_shown("same host, port 50051")
@@ -77,6 +80,20 @@ class Settings(BaseSettings):
     weaviate_api_key: SecretStr | None = Field(None, description="API key of the external Weaviate.")
     weaviate_http_port: int = Field(8079, ge=1, le=65535, description="HTTP port of the local server (127.0.0.1).")
     weaviate_grpc_port: int = Field(50060, ge=1, le=65535, description="gRPC port of the local server.")
+    replication_factor: int = Field(
+        1, ge=1, le=9, description="Copies of each object a new collection keeps, on that many nodes of a cluster."
+    )
+    async_replication: bool = Field(
+        True,
+        description="Replicas of a new collection repair each other in the background (a node that was down "
+        "catches up).",
+    )
+    write_consistency: Consistency = Field(
+        "QUORUM", description="Replicas that must confirm a write: `ONE`, `QUORUM` or `ALL`."
+    )
+    read_consistency: Consistency = Field(
+        "QUORUM", description="Replicas that must agree on a read: `ONE`, `QUORUM` or `ALL`."
+    )
     clip_model: str = Field("ViT-B-32", description="open_clip model name, or `local-dir:PATH`.")
     clip_pretrained: str | None = Field("laion2b_s34b_b79k", description="open_clip pretrained tag or weights file.")
     text_model: str = Field(
@@ -214,6 +231,11 @@ class Settings(BaseSettings):
             return value.expanduser()
         except RuntimeError as e:  # "~nosuchuser/..."
             raise ValueError(str(e)) from e
+
+    @field_validator("write_consistency", "read_consistency", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("weaviate_url", "weaviate_grpc_url", "adapter", "generator_url", "generator_model")
     @classmethod
