@@ -46,6 +46,14 @@ PARTS_PER_BATCH = 16
 """Parts (whole files, or 16 pages of a long PDF) an actor embeds and writes together."""
 
 
+EXTRACT_CPUS = 1.0
+ACTOR_CPUS = 0.5
+"""The CPUs Ray reserves for an extraction task and for an embedding actor. They differ on purpose: with equal
+requests Ray Data fuses the extraction into the actors, and the files are then read one at a time inside the actor,
+between embeddings, instead of in tasks alongside them. The actor asks for less because torch's own threads, not
+Ray, use the cores while it embeds."""
+
+
 class RayUnavailableError(MmragError):
     """The Ray cluster named by --ray cannot be reached (or a local one cannot start)."""
 
@@ -170,7 +178,11 @@ def index_on_ray(
     if files:
         size, gpus_each = pool_size(actors)
         parts = ray.data.from_items([{"jobs": jobs} for jobs in files]).map_batches(
-            cast(Any, _extract_parts), fn_kwargs={"options": plan.options}, batch_size=1, batch_format="numpy"
+            cast(Any, _extract_parts),
+            fn_kwargs={"options": plan.options},
+            batch_size=1,
+            batch_format="numpy",
+            num_cpus=EXTRACT_CPUS,
         )
         outcomes = parts.map_batches(
             _EmbedWriter,
@@ -181,6 +193,7 @@ def index_on_ray(
             },
             compute=ray.data.ActorPoolStrategy(size=size),
             num_gpus=gpus_each,
+            num_cpus=ACTOR_CPUS,
             batch_size=PARTS_PER_BATCH,
             batch_format="numpy",
         )

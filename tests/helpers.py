@@ -4,10 +4,12 @@ conftest by name, plain functions and constants from here)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -216,3 +218,17 @@ def make_adapter(
     get_peft_model(base, config).save_pretrained(str(out))
     AdapterManifest(base_model=base_model or base_dir, prompt_style=style or PROMPT_STYLE).save(out)
     return str(out)
+
+
+def kill_once_written(process: subprocess.Popen[Any], written: Callable[[], int], timeout: float = 240) -> int:
+    """SIGKILL `process` as soon as `written()` counts something stored (a crash mid-run); that count (0: the run
+    ended, or the time ran out, first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if count := written():
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+            return count
+        time.sleep(0.02)
+    process.wait()
+    return 0

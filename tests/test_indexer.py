@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from mmrag.indexer.store import (
     Where,
 )
 from tests.corpus import BAD_FILES, write_many_charts, write_mixed_corpus
-from tests.helpers import CACHE_DIR, MMRAG_SCRIPT, cli_env, run_cli
+from tests.helpers import CACHE_DIR, MMRAG_SCRIPT, cli_env, kill_once_written, run_cli
 
 pytestmark = pytest.mark.slow  # corpora indexed with the tiny CLIP, worker pools, a killed run
 
@@ -178,15 +176,7 @@ def test_kill_mid_run_then_rerun_gives_exact_objects(settings: Settings, tmp_pat
     root = write_many_charts(tmp_path / "many", 900)
     env = cli_env(settings)
     process = subprocess.Popen([MMRAG_SCRIPT, "index", str(root), "--json"], env=env, stdout=subprocess.PIPE)
-    deadline = time.monotonic() + 240
-    at_kill = 0
-    while time.monotonic() < deadline and process.poll() is None:
-        at_kill = _count(settings)
-        if at_kill:
-            os.kill(process.pid, signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    process.wait()
+    at_kill = kill_once_written(process, lambda: _count(settings))
     assert 0 < at_kill < 900, f"the kill did not land mid-run ({at_kill} objects)"
 
     rerun = run_cli(env, "index", str(root), "--json")

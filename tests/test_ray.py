@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +18,7 @@ from mmrag.indexer.pipeline import PART_PAGES, Indexer
 from mmrag.indexer.store import Store
 from tests.badfiles import simple_pdf
 from tests.corpus import write_many_charts, write_mixed_corpus
-from tests.helpers import MMRAG_SCRIPT, cli_env, run_cli
+from tests.helpers import MMRAG_SCRIPT, cli_env, kill_once_written, run_cli
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow  # a Ray cluster, actors loading the tiny models, a killed run
@@ -102,15 +99,7 @@ def test_a_killed_ray_run_reruns_to_exactly_the_clean_result(
     env = cli_env(settings)
     args = [MMRAG_SCRIPT, "index", str(root), "--ray", local_ray, "--json"]
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    at_kill = 0
-    while time.monotonic() < deadline and process.poll() is None:
-        at_kill = _count(settings)
-        if at_kill:
-            os.kill(process.pid, signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    process.wait()
+    at_kill = kill_once_written(process, lambda: _count(settings))
     assert 0 < at_kill < 200, f"the kill did not land mid-run ({at_kill} files)"
 
     rerun = run_cli(env, "index", str(root), "--ray", local_ray, "--json")
