@@ -237,10 +237,10 @@ def _extract_parts(batch: dict[str, Any], options: ExtractOptions) -> Iterator[d
             outcome = track.take(job, result, options.timeout_s)
             if outcome.write_as is None:
                 result.items = []
-            yield {"part": _objects([Part(job.candidate, result, outcome)])}
+            yield {"part": object_column([Part(job.candidate, result, outcome)])}
 
 
-def _objects(values: list[Any]) -> Any:
+def object_column(values: list[Any]) -> Any:
     """A numpy column of Python objects (numpy would otherwise look inside them)."""
     import numpy as np
 
@@ -265,4 +265,4 @@ class _EmbedWriter:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         parts: list[Part] = list(batch["part"])
         outcomes = self._indexer.write_parts([(p.candidate, p.result, p.outcome) for p in parts])
-        return {"outcome": _objects(outcomes)}
+        return {"outcome": object_column(outcomes)}

@@ -15,7 +15,7 @@ from typing import Any
 from mmrag.core.console import progress_bar
 from mmrag.core.errors import first_line
 from mmrag.core.settings import Settings
-from mmrag.indexer.ray_index import LOCAL, pool_size, ray_cluster
+from mmrag.indexer.ray_index import LOCAL, object_column, pool_size, ray_cluster
 from mmrag.rag_app.batch import (
     INFRASTRUCTURE_ERRORS,
     BatchSummary,
@@ -113,8 +113,6 @@ class _Answerer:
         self._filters = filters
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        import numpy as np
-
         records: list[Any] = []
         stopped: list[str | None] = []
         for group in batch["group"]:
@@ -124,6 +122,4 @@ class _Answerer:
             except INFRASTRUCTURE_ERRORS as e:
                 records.append([])
                 stopped.append(" ".join(str(e).split()) or first_line(e))
-        column = np.empty(len(records), dtype=object)
-        column[:] = records
-        return {"records": column, "stopped": np.array(stopped, dtype=object)}
+        return {"records": object_column(records), "stopped": object_column(stopped)}
