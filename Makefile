@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system install weaviate browser demo test test-fast lint typecheck pytest lock clean
+.PHONY: setup system install weaviate browser office demo test test-fast lint typecheck pytest lock clean
 
 setup: system install weaviate
 
@@ -46,7 +46,14 @@ typecheck: $(STAMP)
 browser:
 	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-pytest: setup browser
+# Debian's Tesseract (OCR of scanned pages) and headless LibreOffice (page images of Office files): optional for a
+# user (mmrag indexes without them and says what they would add), installed for the tests of both; installed once.
+OFFICE_PACKAGES := tesseract-ocr tesseract-ocr-eng libreoffice-writer-nogui libreoffice-calc-nogui \
+	libreoffice-impress-nogui fonts-dejavu-core fonts-liberation
+office:
+	@(command -v tesseract && command -v soffice) >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(OFFICE_PACKAGES))
+
+pytest: setup browser office
 	$(BIN)/pytest
 
 test: setup lint typecheck pytest

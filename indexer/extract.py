@@ -9,95 +9,39 @@ import base64
 import hashlib
 import io
 import json
-import threading
 import time
-import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from struct import error as struct_error
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image, ImageOps
+from PIL import Image
 
-from mmrag.core.errors import one_line
-from mmrag.core.filetypes import IMAGE_SUFFIXES, PDF_SUFFIXES, SIDECAR_SUFFIXES, SVG_SUFFIXES, TEXT_SUFFIXES
+from mmrag.core.filetypes import (
+    IMAGE_SUFFIXES,
+    OFFICE_SUFFIXES,
+    PDF_SUFFIXES,
+    SIDECAR_SUFFIXES,
+    SVG_SUFFIXES,
+    TEXT_SUFFIXES,
+)
 from mmrag.indexer.items import BadFileError, FileResult, Item, check_aspect, display_path
+from mmrag.indexer.reading import (
+    PDFIUM_LOCK,
+    Deadline,
+    ExtractOptions,
+    TimeLimitError,
+    chunk_text,
+    failure_reason,
+    load_image,
+)
 
 if TYPE_CHECKING:
-    from mmrag.core.settings import Settings
     from mmrag.indexer.documents import Figure
     from mmrag.indexer.figures import PageFigures
     from mmrag.indexer.svg import Drawing
 
     Layout = PageFigures
     """What the table pass needs of a page: its figures, text lines and captions, and how it is displayed."""
-
-
-PDFIUM_LOCK = threading.Lock()
-"""PDFium is not thread-safe: every use of pypdfium2 in this process holds this lock."""
-
-
-@dataclass(frozen=True)
-class ExtractOptions:
-    chunk_size: int = 1000
-    """Characters per text chunk."""
-    chunk_overlap: int = 150
-    max_pixels: int = 64_000_000
-    """Larger images are refused as possible decompression bombs."""
-    max_aspect_ratio: float = 50.0
-    """Images longer than this many times their width (or the reverse) are refused: CLIP's resize would
-    blow them up (a 1x100000 image becomes 224x22,400,000 pixels)."""
-    keep_long_side: int = 1536
-    """Decoded images are shrunk to at most this on their long side (CLIP takes 224-448 px, the VLM ~1.5k)."""
-    page_long_side: int = 1024
-    """Rendered PDF pages are this many pixels on their long side."""
-    figures: bool = True
-    """Find figures (vector and raster charts) and tables on PDF pages; off, a PDF gives pages and text only."""
-    figure_long_side: int = 2048
-    """Figure crops are rendered at twice the page render's scale (or more), at most this on their long side."""
-    max_pdf_pages: int = 2000
-    """Pages read per PDF."""
-    max_page_objects: int = 20_000
-    """Page objects scanned for figures per page."""
-    max_nesting: int = 64
-    """Deepest nesting of JSON, HTML/Markdown elements and folders."""
-    max_text_bytes: int = 2 * 2**20
-    """Text read per file (a text file, or a PDF page)."""
-    timeout_s: float = 300.0
-    """Time one file (or one part of a long PDF) may take to extract."""
-    roots: tuple[Path, ...] = ()
-    """Folders that links and symlinks may point into (the indexed ones, plus any extra allowed ones)."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ExtractOptions:
-        return cls(
-            max_pixels=int(settings.max_image_megapixels * 1_000_000),
-            max_aspect_ratio=settings.max_aspect_ratio,
-            figures=settings.pdf_figures,
-            max_pdf_pages=settings.max_pdf_pages,
-            max_page_objects=settings.max_page_objects,
-            max_nesting=settings.max_nesting,
-            max_text_bytes=int(settings.max_text_mb * 2**20),
-            timeout_s=settings.file_timeout_s,
-            roots=settings.extra_root_paths(),
-        )
-
-
-class TimeLimitError(BadFileError):
-    """The file's time budget is spent: the whole file fails, not just the page being read."""
-
-
-class Deadline:
-    """The time budget of one extraction: `check()` raises once it is spent (checked between pages, objects...)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.end = time.monotonic() + seconds
-
-    def check(self) -> None:
-        if time.monotonic() > self.end:
-            raise TimeLimitError(f"took longer than {self.seconds:g} s to read (MMRAG_FILE_TIMEOUT_S)")
 
 
 def sidecars(image: Path) -> list[Path]:
@@ -128,7 +72,7 @@ def extract_file(
     try:
         stat = path.stat()
         result.size, result.mtime = stat.st_size, stat.st_mtime
-        result.items = _items(path, stat.st_size, options, pages, result.warnings)
+        result.items = _items(path, stat.st_size, options, pages, result.warnings, result.notes)
         if not result.items and pages is None:
             raise BadFileError("nothing to index (no text or images found)")
         for item in result.items:
@@ -143,24 +87,13 @@ def extract_file(
     return result
 
 
-def failure_reason(error: BaseException) -> str:
-    """One line for the user saying why a file could not be indexed."""
-    if isinstance(error, BadFileError):
-        return str(error)
-    if isinstance(error, PermissionError):
-        return "permission denied"
-    if isinstance(error, OSError):
-        return f"cannot read: {error.strerror or error}"
-    if isinstance(error, RecursionError):
-        return "nested too deeply to read"
-    if isinstance(error, MemoryError):
-        return "out of memory while reading it"
-    detail = one_line(str(error))
-    return f"unreadable ({type(error).__name__}{': ' + detail if detail else ''})"
-
-
 def _items(
-    path: Path, size: int, options: ExtractOptions, pages: tuple[int, int] | None, warnings: list[str]
+    path: Path,
+    size: int,
+    options: ExtractOptions,
+    pages: tuple[int, int] | None,
+    warnings: list[str],
+    notes: list[str],
 ) -> list[Item]:
     if size == 0:
         raise BadFileError("empty file")
@@ -169,11 +102,15 @@ def _items(
     deadline = Deadline(options.timeout_s)
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
-        return _image_items(path, options, warnings)
+        return _image_items(path, options, deadline, warnings, notes)
     if suffix in PDF_SUFFIXES:
-        return _pdf_items(path, options, pages, deadline, warnings)
+        return _pdf_items(path, options, pages, deadline, warnings, notes)
     if suffix in TEXT_SUFFIXES:
         return _text_items(path, options, deadline, warnings)
+    if suffix in OFFICE_SUFFIXES:
+        from mmrag.indexer.office import office_items
+
+        return office_items(path, options, deadline, warnings, notes)
     raise BadFileError(f"unsupported file type {suffix or '(no extension)'}")
 
 
@@ -186,60 +123,39 @@ def thumbnail_jpeg(image: Image.Image, size: int = 320) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def load_image(
-    path: Path, max_pixels: int, max_aspect_ratio: float | None = None, long_side: int | None = None
-) -> Image.Image:
-    """An RGB image (first frame of animations, EXIF orientation applied, transparency on white), refused when
-    larger than `max_pixels` or more elongated than `max_aspect_ratio`, shrunk to `long_side` when given. An SVG
-    is drawn (indexer/svg.py), within the same bounds."""
-    if path.suffix.lower() in SVG_SUFFIXES:
-        from mmrag.indexer.svg import load_svg
-
-        return load_svg(path, max_pixels, max_aspect_ratio, long_side).image
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # PIL's notes on corrupt EXIF: not the user's business
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                if width * height > max_pixels:
-                    raise BadFileError(f"image too large ({width}x{height} pixels): possible decompression bomb")
-                check_aspect(width, height, max_aspect_ratio)
-                img.seek(0)
-                if long_side is not None:
-                    img.draft("RGB", (long_side, long_side))  # JPEG: decode at a reduced scale
-                img.load()
-                image = _to_rgb(ImageOps.exif_transpose(img) or img)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise BadFileError(f"possible decompression bomb: {e}") from e
-    except Image.UnidentifiedImageError as e:
-        raise BadFileError("not a readable image (corrupt or unsupported format)") from e
-    except (OSError, SyntaxError, ValueError, EOFError, struct_error) as e:
-        if isinstance(e, PermissionError):
-            raise
-        raise BadFileError(f"corrupt or truncated image: {one_line(str(e))}") from e
-    if long_side is not None and max(image.size) > long_side:
-        image.thumbnail((long_side, long_side), reducing_gap=2.0)
-    return image
-
-
-def _to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode in ("RGBA", "LA", "P", "PA"):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return img.convert("RGB")
-
-
-def _image_items(path: Path, options: ExtractOptions, warnings: list[str]) -> list[Item]:
+def _image_items(
+    path: Path, options: ExtractOptions, deadline: Deadline, warnings: list[str], notes: list[str]
+) -> list[Item]:
+    """The image with its sidecar caption; with options.ocr_images, the words Tesseract reads in it too: text
+    items (origin 'ocr', locator 'ocr:chunk:i') and the first 1000 characters after the caption."""
     caption = " ".join(_sidecar_text(p, options) for p in sidecars(path)).strip()
     if path.suffix.lower() in SVG_SUFFIXES:
         drawing = _load_svg(path, options, warnings)
         text = " ".join(part for part in (caption, drawing.words) if part)
         return [Item(kind="image", locator="image", text=text, image=drawing.image, image_path=display_path(path))]
     image = load_image(path, options.max_pixels, options.max_aspect_ratio, options.keep_long_side)
-    return [Item(kind="image", locator="image", text=caption, image=image, image_path=display_path(path))]
+    item = Item(kind="image", locator="image", text=caption, image=image, image_path=display_path(path))
+    if not options.ocr_images:
+        return [item]
+    from mmrag.indexer.ocr import OcrError, ocr_image, prepare, tesseract_ready
+
+    if not tesseract_ready(options.tesseract):
+        notes.append("image not OCRed (install Tesseract to OCR images: see README)")
+        return [item]
+    deadline.check()
+    full = load_image(path, options.max_pixels, options.max_aspect_ratio)  # OCR reads the full resolution
+    try:
+        read = ocr_image(prepare(full), options.tesseract, options.ocr_language, deadline.end - time.monotonic())
+    except OcrError as e:
+        deadline.check()
+        warnings.append(f"not OCRed: {e}")
+        return [item]
+    item.text = "\n".join(part for part in (caption, read.text[:1000]) if part)
+    chunks = [
+        Item(kind="text", locator=f"ocr:chunk:{i}", text=chunk, chunk=i, origin="ocr")
+        for i, chunk in enumerate(chunk_text(read.text, options))
+    ]
+    return [item, *chunks]
 
 
 def _load_svg(path: Path, options: ExtractOptions, warnings: list[str], markup: str | None = None) -> Drawing:
@@ -340,13 +256,6 @@ def _bom_encoding(data: bytes) -> str | None:
     return None
 
 
-def chunk_text(text: str, options: ExtractOptions) -> list[str]:
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
-
-    splitter = RecursiveCharacterTextSplitter(chunk_size=options.chunk_size, chunk_overlap=options.chunk_overlap)
-    return [c.strip() for c in splitter.split_text(text) if c.strip()]
-
-
 def _text_items(path: Path, options: ExtractOptions, deadline: Deadline, warnings: list[str]) -> list[Item]:
     from mmrag.indexer.documents import parse_document
 
@@ -413,16 +322,29 @@ def pdf_page_count(path: Path) -> int | None:
 
 
 def _pdf_items(
-    path: Path, options: ExtractOptions, pages: tuple[int, int] | None, deadline: Deadline, warnings: list[str]
+    path: Path,
+    options: ExtractOptions,
+    pages: tuple[int, int] | None,
+    deadline: Deadline,
+    warnings: list[str],
+    notes: list[str],
 ) -> list[Item]:
     with PDFIUM_LOCK:
-        return _pdf_items_locked(path, options, pages, deadline, warnings)
+        return _pdf_items_locked(path, options, pages, deadline, warnings, notes)
 
 
 def _pdf_items_locked(
-    path: Path, options: ExtractOptions, pages: tuple[int, int] | None, deadline: Deadline, warnings: list[str]
+    path: Path,
+    options: ExtractOptions,
+    pages: tuple[int, int] | None,
+    deadline: Deadline,
+    warnings: list[str],
+    notes: list[str],
 ) -> list[Item]:
+    """The pages' items; pages with no text layer are OCRed when Tesseract is there, else listed in one note."""
     import pypdfium2 as pdfium
+
+    from mmrag.indexer.ocr import OcrLanguageError, unread_note
 
     try:
         pdf = pdfium.PdfDocument(path)
@@ -444,18 +366,21 @@ def _pdf_items_locked(
         items: list[Item] = []
         body: list[str] = []
         layouts: dict[int, Layout] = {}
+        unread: list[int] = []
         failed = 0
         for number in range(first, stop):
             deadline.check()
             try:
-                items += _page_items(pdf, number, options, deadline, warnings, body, layouts)
-            except TimeLimitError:
+                items += _page_items(pdf, number, options, deadline, warnings, body, layouts, unread)
+            except (TimeLimitError, OcrLanguageError):
                 raise
             except (BadFileError, pdfium.PdfiumError, ValueError, OSError, MemoryError, RecursionError) as e:
                 failed += 1
                 warnings.append(f"page {number} left out: {failure_reason(e)}")
         if failed and failed == stop - first:
             raise BadFileError(f"no page could be read ({warnings[-1]})")
+        if unread:
+            notes.append(unread_note(unread, options.ocr))
         if layouts:
             items = _add_tables(path, items, layouts, options, deadline, warnings)
         _add_references(items, "\n".join(body))
@@ -539,27 +464,52 @@ def _page_items(
     warnings: list[str],
     body: list[str],
     layouts: dict[int, Layout],
+    unread: list[int],
 ) -> list[Item]:
     """The page image, its text chunks, and its figures and tables; its body text (no caption, no figure's
-    labels) goes to `body`, where references to figures are looked for."""
+    labels) goes to `body`, where references to figures are looked for. A page with no text layer (a scan) is
+    OCRed when Tesseract is there (its text items origin 'ocr'), else its number goes to `unread`; a blank one
+    is neither."""
+    from mmrag.indexer.ocr import OcrError, is_blank, no_text_layer, ocr_page, tesseract_ready
+
     page = pdf[number - 1]
     textpage = page.get_textpage()
     text = textpage.get_text_range().replace("\r\n", "\n").strip()
     if len(text) > options.max_text_bytes:
         text = text[: options.max_text_bytes]
         warnings.append(f"page {number}: text after {options.max_text_bytes} characters not indexed")
-    items = []
     width, height = page.get_size()
     scale = options.page_long_side / max(width, height, 1)
+    rendered = None
     try:
         check_aspect(max(round(width), 1), max(round(height), 1), options.max_aspect_ratio)
         rendered = page.render(scale=scale).to_pil().convert("RGB")
-        items.append(Item(kind="page", locator=f"page:{number}", text=text[:1000], image=rendered, page=number))
     except BadFileError as e:
         warnings.append(f"page {number}: page image left out: {e}")
     deadline.check()
+    origin = None
+    if no_text_layer(text) and not (rendered is not None and is_blank(rendered)):
+        if not (options.ocr and tesseract_ready(options.tesseract)):
+            unread.append(number)
+        else:
+            try:
+                left = deadline.end - time.monotonic()
+                read = ocr_page(page, options.max_pixels, options.tesseract, options.ocr_language, left)
+            except OcrError as e:
+                deadline.check()
+                warnings.append(f"page {number}: not OCRed: {e}")
+            else:
+                text, origin = read.text, "ocr"
+                body.append(text)
+    items = []
+    if rendered is not None:
+        items.append(
+            Item(kind="page", locator=f"page:{number}", text=text[:1000], image=rendered, page=number, origin=origin)
+        )
     for i, chunk in enumerate(chunk_text(text, options)):
-        items.append(Item(kind="text", locator=f"page:{number}:chunk:{i}", text=chunk, page=number, chunk=i))
+        items.append(
+            Item(kind="text", locator=f"page:{number}:chunk:{i}", text=chunk, page=number, chunk=i, origin=origin)
+        )
     if options.figures:
         try:
             items += _pdf_figures(page, textpage, number, scale, options, deadline, warnings, body, layouts)

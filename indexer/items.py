@@ -48,6 +48,12 @@ class Item:
     """The caption paragraph (label included), or for an unlabelled figure the text next to it."""
     bbox: Box | None = None
     """Where a figure or table sits on its PDF page."""
+    origin: str | None = None
+    """How the text was obtained when not read from the file's text: 'ocr' (Tesseract read it from the pixels),
+    'chart-data' (a native Office chart: its text is the chart's own data, its image drawn from that data)."""
+    shape: str | None = None
+    """Where in an Office file it comes from, beside its page/slide number: the shape's or chart's name, and for
+    a workbook the sheet ('Sheet "Sales": Chart 1')."""
 
     @property
     def visual(self) -> bool:
@@ -67,6 +73,9 @@ class FileResult:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     """What was left out of an indexed file (a bad page, a refused link, text past the limit), one line each."""
+    notes: list[str] = field(default_factory=list)
+    """What an optional program would have added (page images need LibreOffice, pages with no text layer need
+    Tesseract), one line each: shown in the summary, not warnings (`--strict` does not fail on them)."""
     pages: tuple[int, int] | None = None
     """For a long PDF read in parts: the pages [first, stop) of this part (1-based)."""
     final: bool = True

@@ -54,6 +54,9 @@ class IndexReport:
     failures: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
     """What was left out of indexed files, or not followed: (path, message)."""
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    """What an optional program would have added to indexed files (page images need LibreOffice, pages with no text
+    layer need Tesseract): (path, message). Not warnings: `--strict` does not fail on them."""
     written: int = 0
     deleted: int = 0
     items: int = 0
@@ -72,6 +75,7 @@ class IndexReport:
             "found": {name: self.found[name] for name in FOUND},
             "failures": [{"path": p, "reason": r} for p, r in self.failures],
             "warnings": [{"path": p, "message": m} for p, m in self.warnings],
+            "notes": [{"path": p, "message": m} for p, m in self.notes],
             "objects": {"written": self.written, "deleted": self.deleted},
             "seconds": round(self.seconds, 3),
         }
@@ -87,13 +91,26 @@ class IndexReport:
         return ", ".join(parts)
 
 
-FOUND = {"pages": "pages", "figures": "figures", "tables": "tables", "images": "images", "chunks": "text chunks"}
+FOUND = {
+    "pages": "pages",
+    "figures": "figures",
+    "charts": "native charts",
+    "tables": "tables",
+    "images": "images",
+    "chunks": "text chunks",
+    "ocr": "OCR text chunks",
+}
 """Categories of found items in the index report (name: how the summary line says it)."""
 
 
 def found_category(item: Item) -> str:
     """`FOUND` category of an item: a figure is an image inside a document (a PDF page's 'page:3:figure:1', an
-    HTML or Markdown 'figure:2'), an image is an image file of its own."""
+    HTML or Markdown 'figure:2'), an image is an image file of its own; a native chart is an Office file's chart
+    (read from its data), an OCR text chunk one whose words Tesseract read."""
+    if item.origin == "chart-data":
+        return "charts"
+    if item.origin == "ocr" and item.kind == "text":
+        return "ocr"
     if item.kind == "image":
         return "images" if item.locator == "image" else "figures"
     return {"page": "pages", "table": "tables"}.get(item.kind, "chunks")
@@ -148,6 +165,7 @@ class PartOutcome:
     done: bool = False
     """The file's last part: it is indexed now, or failed."""
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     found: Counter[str] = field(default_factory=Counter)
     """On the last part of an indexed file: what the whole file held."""
 
@@ -178,6 +196,7 @@ class FileProgress:
             outcome.failure = result.error
             return outcome
         outcome.warnings = list(result.warnings)
+        outcome.notes = list(result.notes)
         self.items += len(result.items)
         self.found.update(found_category(item) for item in result.items)
         self.written = self.written or bool(result.items)
@@ -208,6 +227,7 @@ class Tally:
     def add(self, outcome: PartOutcome) -> None:
         key = outcome.key
         self.report.warnings += [(key, w) for w in outcome.warnings]
+        self.report.notes += [(key, n) for n in outcome.notes]
         if outcome.objects:
             self.touched.add((key, outcome.sha256))
         if outcome.failure is not None and key not in self.failed:
@@ -632,6 +652,8 @@ def _properties(
         "image_path": item.image_path,
         "label": item.label,
         "caption": item.caption,
+        "origin": item.origin,
+        "shape": item.shape,
     }
     if item.bbox is not None:
         properties["bbox"] = [round(float(v), 2) for v in item.bbox]

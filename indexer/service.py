@@ -33,8 +33,10 @@ def index_paths(
     `describer` (the command layer builds it from the VLM) writes each chart's description into its caption."""
     from mmrag.indexer.embedders import embedders_for
     from mmrag.indexer.extract import ExtractOptions
+    from mmrag.indexer.ocr import check_setup
     from mmrag.indexer.pipeline import Indexer
 
+    check_setup(settings.ocr, settings.tesseract, settings.ocr_language)
     clip, text = embedders or embedders_for(settings)
     with connect(settings, start_local=True) as client:
         indexer = Indexer(

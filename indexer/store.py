@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import weaviate
@@ -41,13 +42,29 @@ from mmrag.core.errors import ConfigError, MmragError, WeaviateUnavailableError,
 from mmrag.core.settings import Consistency, Settings
 from mmrag.indexer.items import Box
 
-SCHEMA_VERSION = 2
-"""2: figures and tables with `label`, `caption` and `bbox`."""
+SCHEMA_VERSION = 3
+"""2: figures and tables with `label`, `caption` and `bbox`. 3: `origin` (text read by OCR, a chart drawn from its
+data) and `shape` (where in an Office file); a v2 collection is upgraded in place (the two properties added)."""
+_UPGRADABLE = {2: ("origin", "shape")}
+"""Schema versions this one upgrades in place, and the properties it adds to them."""
 CLIP_VECTOR = "clip"
 TEXT_VECTOR = "text"
 T = TypeVar("T")
 _DELETE_PAGE = 5000
-_HIT_PROPERTIES = ["kind", "source", "source_path", "page", "chunk", "text", "image_path", "label", "caption", "bbox"]
+_HIT_PROPERTIES = [
+    "kind",
+    "source",
+    "source_path",
+    "page",
+    "chunk",
+    "text",
+    "image_path",
+    "label",
+    "caption",
+    "bbox",
+    "origin",
+    "shape",
+]
 _REBUILD = (
     "Index your files again into another collection (MMRAG_COLLECTION), or delete this one "
     "(mmrag delete --all) and index them again (mmrag index)"
@@ -144,6 +161,10 @@ class Hit:
     caption: str | None = None
     bbox: Box | None = None
     """(x0, top, x1, bottom) in points on its PDF page as displayed."""
+    origin: str | None = None
+    """'ocr': its text was read from pixels by Tesseract; 'chart-data': a native Office chart (text = its data)."""
+    shape: str | None = None
+    """Where in an Office file: the shape or chart name ('Chart 2', 'Sheet "Sales": Chart 1')."""
     score: float | None = None
     """A vector query's cosine similarity, a keyword query's BM25 score; None for a fetch."""
 
@@ -222,6 +243,14 @@ def _properties() -> list[Property]:
         field_("label"),  # filterable: `label == "Figure 2"`
         Property(name="caption", data_type=DataType.TEXT, index_searchable=False, index_filterable=False),
         Property(name="bbox", data_type=DataType.NUMBER_ARRAY, index_filterable=False),
+        *_v3_properties(),
+    ]
+
+
+def _v3_properties() -> list[Property]:
+    return [
+        Property(name="origin", data_type=DataType.TEXT, tokenization=Tokenization.FIELD, index_searchable=False),
+        Property(name="shape", data_type=DataType.TEXT, index_searchable=False, index_filterable=False),
     ]
 
 
@@ -265,6 +294,8 @@ class Store:
             if self.exists():
                 raise CollectionMismatchError(f"collection {self.name} was not created by mmrag")
             raise UnknownCollectionError(f"collection {self.name} does not exist: index some files first (mmrag index)")
+        if current_schema and info.schema_version in _UPGRADABLE:
+            info = self._upgrade(info)
         if current_schema and info.schema_version != SCHEMA_VERSION:
             raise CollectionMismatchError(
                 f"collection {self.name} was built with schema v{info.schema_version}; this version of mmrag reads "
@@ -281,6 +312,8 @@ class Store:
             self._create(info)
             return info
         current = self.require()
+        if current.schema_version in _UPGRADABLE:
+            current = self._upgrade(current)
         if (current.clip_model, current.text_model, current.schema_version) != (clip_model, text_model, SCHEMA_VERSION):
             raise CollectionMismatchError(
                 f"collection {self.name} was built with CLIP {current.clip_model} and text model "
@@ -288,6 +321,16 @@ class Store:
                 f"{text_model} (schema v{SCHEMA_VERSION}). {_REBUILD}"
             )
         return current
+
+    def _upgrade(self, info: CollectionInfo) -> CollectionInfo:
+        """Bring a collection of an older schema to this one by adding the properties it lacks (nothing stored is
+        touched; objects written before simply have no value for them)."""
+        have = {prop.name for prop in self._call(lambda: self._collection.config.get()).properties}
+        for prop in [prop for prop in _v3_properties() if prop.name not in have]:
+            self._call(partial(self._collection.config.add_property, prop))
+        upgraded = CollectionInfo(info.clip_model, info.clip_dim, info.text_model, info.text_dim)
+        self._call(lambda: self._collection.config.update(description=upgraded.to_description()))
+        return upgraded
 
     def _create(self, info: CollectionInfo) -> None:
         hnsw = Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)
@@ -552,6 +595,8 @@ def _hit(obj: Any, score: float | None = None) -> Hit:
         label=p.get("label") or None,
         caption=p.get("caption") or None,
         bbox=(float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])) if bbox and len(bbox) == 4 else None,
+        origin=p.get("origin") or None,
+        shape=p.get("shape") or None,
         score=score,
     )
 

@@ -15,7 +15,14 @@ from pathlib import Path, PurePosixPath
 import filetype
 
 from mmrag.core.errors import MmragError
-from mmrag.core.filetypes import IMAGE_SUFFIXES, PDF_SUFFIXES, SUPPORTED_SUFFIXES, SVG_SUFFIXES, TEXT_SUFFIXES
+from mmrag.core.filetypes import (
+    IMAGE_SUFFIXES,
+    OFFICE_SUFFIXES,
+    PDF_SUFFIXES,
+    SUPPORTED_SUFFIXES,
+    SVG_SUFFIXES,
+    TEXT_SUFFIXES,
+)
 
 _UNSAFE = re.compile(r"[^\w.-]+")
 _MAX_STEM = 100
@@ -23,6 +30,9 @@ _MAX_NAME_BYTES = 200
 """UTF-8 bytes of a saved name: with save_upload's ``-N`` and its ``.NAME.part`` file, still under 255."""
 _TEXT_PROBE = 64 * 1024
 _SNIFFED_IMAGES = frozenset({"png", "jpg", "webp", "gif", "bmp", "tif"})
+_SNIFFED_OFFICE = frozenset({"docx", "pptx", "xlsx", "zip"})
+"""Office Open XML files are zips; `filetype` names the three when their first part gives them away, else `zip`
+(what is inside is checked when it is indexed)."""
 
 
 class BadUploadError(MmragError):
@@ -46,7 +56,7 @@ def uploads_dir(data_dir: Path, collection: str) -> Path:
 
 
 def family(suffix: str) -> str | None:
-    """`image`, `svg`, `pdf` or `text` for a supported suffix (with its dot), else None."""
+    """`image`, `svg`, `pdf`, `office` or `text` for a supported suffix (with its dot), else None."""
     suffix = suffix.lower()
     if suffix in SVG_SUFFIXES:
         return "svg"
@@ -54,15 +64,20 @@ def family(suffix: str) -> str | None:
         return "image"
     if suffix in PDF_SUFFIXES:
         return "pdf"
+    if suffix in OFFICE_SUFFIXES:
+        return "office"
     return "text" if suffix in TEXT_SUFFIXES else None
 
 
 def sniff(data: bytes) -> str:
-    """What the bytes are: `image`, `pdf`, `text` (UTF-8 without NUL bytes), or a description of something else."""
+    """What the bytes are: `image`, `pdf`, `office` (a zip), `text` (UTF-8 without NUL bytes), or a description of
+    something else."""
     kind = filetype.guess(data)
     if kind is not None:
         if kind.extension in _SNIFFED_IMAGES:
             return "image"
+        if kind.extension in _SNIFFED_OFFICE:
+            return "office"
         return "pdf" if kind.mime == "application/pdf" else f"{kind.mime} data"
     probe = data[:_TEXT_PROBE]
     if b"\0" in probe:
@@ -128,7 +143,13 @@ def save_upload(upload: Upload, folder: Path) -> Path:
 
 
 def _describe(found: str) -> str:
-    return {"image": "an image", "pdf": "a PDF", "text": "text", "svg": "an SVG drawing"}.get(found, found)
+    return {
+        "image": "an image",
+        "pdf": "a PDF",
+        "text": "text",
+        "svg": "an SVG drawing",
+        "office": "an Office file",
+    }.get(found, found)
 
 
 def _mb(size: int) -> str:

@@ -61,6 +61,8 @@ def to_document(ranked: Ranked) -> Document:
         "label": hit.label,
         "caption": hit.caption,
         "bbox": list(hit.bbox) if hit.bbox is not None else None,
+        "origin": hit.origin,
+        "shape": hit.shape,
         "score": ranked.score,
         "text_similarity": ranked.text_similarity,
         "clip_similarity": ranked.clip_similarity,

@@ -145,10 +145,9 @@ def _vector(encoder: TextEncoder, query: str) -> list[float]:
 
 
 def clip_kinds(options: SearchOptions) -> tuple[str, ...] | None:
-    """The kinds CLIP's query may return: in `image` mode only images and pages (of the asked kinds, if any);
-    None when the asked kinds leave it nothing."""
-    if options.mode != "image":
-        return options.kinds
+    """The kinds CLIP's query may return: only images and pages (of the asked kinds, if any); None when the asked
+    kinds leave it nothing. CLIP is the cross-modal signal: were text chunks and tables in its list too, their CLIP
+    text vectors (closer to a question than any picture is) would give text a third vote over every figure."""
     if not options.kinds:
         return _VISUAL
     visual = tuple(kind for kind in options.kinds if kind in _VISUAL)

@@ -59,6 +59,10 @@ class Source:
     caption: str | None = None
     bbox: Box | None = None
     """(x0, top, x1, bottom) in points on the PDF page as displayed, origin top-left."""
+    shape: str | None = None
+    """Where in an Office file: the shape or chart name ('Chart 2', 'Sheet "Sales": Chart 1')."""
+    origin: str | None = None
+    """'ocr' (text Tesseract read from a scan), 'chart-data' (a native Office chart, drawn from its data)."""
     text_similarity: float | None = None
     clip_similarity: float | None = None
     bm25: float | None = None
@@ -79,6 +83,8 @@ class Source:
             figure_label=meta.get("label") or None,
             caption=meta.get("caption") or None,
             bbox=box_of(meta.get("bbox")),
+            shape=meta.get("shape") or None,
+            origin=meta.get("origin") or None,
             text_similarity=meta.get("text_similarity"),
             clip_similarity=meta.get("clip_similarity"),
             bm25=meta.get("bm25"),
@@ -93,8 +99,8 @@ class Source:
     @property
     def label(self) -> str:
         """`report.pdf p.4, Figure 2: Revenue by region`, `report.pdf p.3, Table 1: Headcount`, `report.pdf p.2`,
-        `charts/q4.png`, or `notes.md: market_share.png` for an unlabelled figure shown by a document (the file as
-        `path` shows it)."""
+        `deck.pptx slide 3, Chart 2`, `charts/q4.png`, or `notes.md: market_share.png` for an unlabelled figure
+        shown by a document (the file as `path` shows it)."""
         return self.named(self.path)
 
     @property
@@ -105,9 +111,12 @@ class Source:
 
     def named(self, name: str) -> str:
         """The label with the file called `name`."""
-        where = f"{name} p.{self.page}" if self.page else name
+        page = "slide" if name.lower().endswith(".pptx") else "p."
+        where = f"{name} {page}{'' if page == 'p.' else ' '}{self.page}" if self.page else name
         if self.figure_label:
             return f"{where}, {titled(self.figure_label, self.caption)}"
+        if self.shape and self.kind in ("image", "table"):
+            return f"{where}, {self.shape}"
         if self.bbox is not None and self.kind in ("image", "table"):
             return f"{where}, {'table' if self.kind == 'table' else 'figure'}"
         if self.page:
@@ -172,6 +181,8 @@ class Source:
             "text": snippet(self.text, _SNIPPET),
             "image": self.image,
             "bbox": [round(v, 1) for v in self.bbox] if self.bbox is not None else None,
+            "shape": self.shape,
+            "origin": self.origin,
             "score": round(self.score, 6),
             "text_similarity": _rounded(self.text_similarity),
             "clip_similarity": _rounded(self.clip_similarity),

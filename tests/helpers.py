@@ -190,6 +190,8 @@ SOURCE_KEYS = {
     "text",
     "image",
     "bbox",
+    "shape",
+    "origin",
     "score",
     "text_similarity",
     "clip_similarity",

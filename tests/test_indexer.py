@@ -70,7 +70,7 @@ def test_mixed_tree_counts_captions_and_vectors(indexer: Indexer, store: Store, 
     # images: 2 captioned charts, the pie shown by notes.md, the line chart shown by page.html, the PDF figure
     assert isinstance(stats, CollectionStats) and stats.objects == 11
     assert stats.by_kind == {"image": 5, "page": 2, "text": 4}
-    assert (stats.info.clip_dim, stats.info.text_dim, stats.info.schema_version) == (64, 384, 2)
+    assert (stats.info.clip_dim, stats.info.text_dim, stats.info.schema_version) == (64, 384, 3)
 
     objects = by_source(store)
     assert "charts/revenue_by_quarter.txt" not in objects and "market_share.png" not in objects  # captions only
@@ -298,6 +298,34 @@ def test_figures_and_tables_keep_label_caption_and_box(
     assert schema["bbox"].data_type.value == "number[]"
 
 
+def test_a_v2_collection_is_upgraded_in_place_keeping_its_objects(
+    settings: Settings, store: Store, indexer: Indexer, corpus: Path
+) -> None:
+    from weaviate.classes.config import Configure
+
+    from mmrag.indexer.store import CollectionInfo, _properties
+
+    with connect(settings) as client:  # a collection as mmrag 0.1 with schema v2 made it: no origin, no shape
+        client.collections.create(
+            store.name,
+            description=CollectionInfo(
+                indexer.clip.name, indexer.clip.dim, indexer.text.name, indexer.text.dim, 2
+            ).to_description(),
+            properties=[p for p in _properties() if p.name not in ("origin", "shape")],
+            vector_config=[Configure.Vectors.self_provided(name=n) for n in ("clip", "text")],
+        )
+        old = {"kind": "text", "source": "old.md", "source_path": "/old/old.md", "text": "an older zebra note"}
+        vectors = {"clip": [1.0] + [0.0] * (indexer.clip.dim - 1), "text": [1.0] + [0.0] * (indexer.text.dim - 1)}
+        client.collections.use(store.name).data.insert(properties=old, vector=vectors)
+    assert store.require(current_schema=True).schema_version == 3  # a search upgrades it, as indexing does
+    indexer.run([corpus / "notes.md"])
+    hits = store.bm25("zebra", limit=5)
+    assert [hit.source for hit in hits] == ["old.md"] and hits[0].origin is None and hits[0].shape is None
+    with connect(settings) as client:
+        names = {prop.name for prop in client.collections.get(store.name).config.get().properties}
+    assert {"origin", "shape"} <= names and store.stats().objects > 1
+
+
 def test_an_older_schema_is_refused_with_how_to_rebuild(settings: Settings, store: Store, indexer: Indexer) -> None:
     from mmrag.indexer.store import CollectionInfo
 
@@ -305,7 +333,7 @@ def test_an_older_schema_is_refused_with_how_to_rebuild(settings: Settings, stor
     advice = r"mmrag delete --all\) and index them again \(mmrag index\)"
     with pytest.raises(CollectionMismatchError, match=advice):
         indexer.run([Path(__file__)])
-    with pytest.raises(CollectionMismatchError, match=f"schema v1; .* schema v2. .*{advice}"):
+    with pytest.raises(CollectionMismatchError, match=f"schema v1; .* schema v3. .*{advice}"):
         store.require(current_schema=True)
     env = cli_env(settings)
     asked = run_cli(env, "search", "anything")
@@ -323,7 +351,15 @@ def test_index_report_says_what_it_found(settings: Settings, corpus: Path) -> No
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)["found"]
     # the figure: market_share.png, shown by the note; the images: the three charts
-    assert found == {"pages": 0, "figures": 1, "tables": 0, "images": 3, "chunks": found["chunks"]}
+    assert found == {
+        "pages": 0,
+        "figures": 1,
+        "charts": 0,
+        "tables": 0,
+        "images": 3,
+        "chunks": found["chunks"],
+        "ocr": 0,
+    }
     assert found["chunks"] >= 1
     shown = run_cli(cli_env(settings, MMRAG_COLLECTION=settings.collection + "T"), "index", str(corpus / "notes.md"))
     assert shown.returncode == 0 and "0 pages, 1 figure, 0 tables" in shown.stdout, shown.stdout

@@ -149,7 +149,8 @@ def test_the_report_has_a_labelled_figure_and_table(corpus: Path) -> None:
 def test_index_report_counts_pages_figures_and_tables(indexed: tuple[Settings, dict[str, Any]]) -> None:
     _, report = indexed
     found = report["found"]
-    assert set(found) == {"pages", "figures", "tables", "images", "chunks"}
+    assert set(found) == {"pages", "figures", "charts", "tables", "images", "chunks", "ocr"}
+    assert found["charts"] == found["ocr"] == 0  # no Office chart, no scanned page
     assert found["chunks"] >= 3  # two pages of text and the Markdown note
     assert found["tables"] == 1, TABLES_PENDING  # (until then the table is found as a second figure)
     assert (found["pages"], found["figures"], found["images"]) == (2, 1, 0)
@@ -159,6 +160,8 @@ def test_index_summary_line() -> None:
     report = IndexReport(found=Counter(pages=12, figures=7, tables=2, chunks=1))
     assert report.found_line() == "12 pages, 7 figures, 2 tables, 1 text chunk"
     assert IndexReport(found=Counter(images=3)).found_line() == "0 pages, 0 figures, 0 tables, 3 images"
+    office = IndexReport(found=Counter(pages=4, charts=2, chunks=9, ocr=1))
+    assert office.found_line() == "4 pages, 0 figures, 2 native charts, 0 tables, 9 text chunks, 1 OCR text chunk"
 
 
 def shown(source: dict[str, Any], label: str) -> str:
@@ -201,6 +204,10 @@ def test_labels_say_file_page_label_and_caption() -> None:
     assert source(kind="page").label == "reports/report.pdf p.4"
     html = source(source_path="/elsewhere/page.html", page=None, figure_label="Figure 1", caption="Figure 1: Temps")
     assert html.label == "/elsewhere/page.html, Figure 1: Temps"  # not under the current folder: absolute
+    deck = source(source_path="/elsewhere/deck.pptx", page=3, kind="image", shape="Chart 2", origin="chart-data")
+    assert deck.label == "/elsewhere/deck.pptx slide 3, Chart 2"
+    book = source(source_path="/elsewhere/book.xlsx", page=None, kind="table", shape='Sheet "Sales": Table 1')
+    assert book.label == '/elsewhere/book.xlsx, Sheet "Sales": Table 1'
 
 
 def test_the_prompt_names_files_as_indexed_whatever_the_current_folder(

@@ -145,3 +145,17 @@ def test_an_svg_chart_upload_is_accepted_and_a_fake_one_refused() -> None:
     check_upload(Upload("chart.svg", svg), 1 << 20)
     with pytest.raises(BadUploadError, match="an SVG drawing"):
         check_upload(Upload("chart.svg", b"just some words"), 1 << 20)
+
+
+def test_office_uploads_are_accepted_and_a_disguised_one_refused() -> None:
+    import docx
+    import openpyxl
+    import pptx
+
+    documents = (("a.docx", docx.Document()), ("b.pptx", pptx.Presentation()), ("c.xlsx", openpyxl.Workbook()))
+    for name, document in documents:
+        data = io.BytesIO()
+        document.save(data)
+        check_upload(Upload(name, data.getvalue()), 1 << 20)
+    with pytest.raises(BadUploadError, match=r"named \.docx but its content is text, not an Office file"):
+        check_upload(Upload("notes.docx", b"just some words"), 1 << 20)

@@ -254,7 +254,8 @@ def describe(cited: chat.Cited, limit: int) -> None:
     or the text."""
     s = cited.source
     st.markdown(f"**[{s.n}]** {chat.escape(cited.location)}")
-    st.caption(f"rank {s.n} · {s.kind} · score {s.score:.4f}")
+    origin = {"ocr": " · OCR text", "chart-data": " · native chart (drawn from its data)"}.get(s.origin or "", "")
+    st.caption(f"rank {s.n} · {s.kind}{origin} · score {s.score:.4f}")
     shown = s.caption or ("" if cited.table else s.text)
     if shown:
         st.caption(chat.escape(chat.snippet(shown, limit)))

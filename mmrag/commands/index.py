@@ -92,6 +92,8 @@ def _print_report(report: IndexReport) -> None:
         err.print(f"[yellow]skipped[/] {escape(plain(path))}: {escape(plain(reason))}", highlight=False)
     for path, message in report.warnings:
         err.print(f"[dim]warning[/] {escape(plain(path))}: {escape(plain(message))}", highlight=False)
+    for path, message in report.notes:
+        err.print(f"[cyan]note[/] {escape(plain(path))}: {escape(plain(message))}", highlight=False)
 
 
 def stats(collection: Collection = None, json_output: Json = False) -> None:

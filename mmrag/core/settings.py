@@ -180,6 +180,24 @@ class Settings(BaseSettings):
     file_timeout_s: float = Field(
         300, gt=0, description="Time one file may take to extract; a slower one is reported and skipped."
     )
+    office_pages: bool = Field(
+        True,
+        description="Render page images of Office files with headless LibreOffice (when installed).",
+    )
+    libreoffice: str = Field(
+        "soffice", description="LibreOffice program (name on PATH or path) that converts Office files to PDF."
+    )
+    ocr: bool = Field(True, description="OCR PDF pages that have no text layer with Tesseract (when installed).")
+    ocr_images: bool = Field(
+        False, description="OCR images too (scanned pages saved as PNG/JPEG/TIFF): their words become text objects."
+    )
+    ocr_language: str = Field(
+        "eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$", description="Tesseract language(s), e.g. eng or eng+deu."
+    )
+    tesseract: str = Field("tesseract", description="Tesseract program (name on PATH or path) that OCRs pages.")
+    max_unzipped_mb: float = Field(
+        512, gt=0, description="Uncompressed size an Office file may unpack to; a larger one is refused (zip bomb)."
+    )
     bedrock_model: str = Field(
         "anthropic.claude-3-5-haiku-20241022-v1:0",
         description="Bedrock model that writes extra questions for `mmrag finetune data --bedrock`.",

@@ -1,0 +1,200 @@
+"""Page images of Office files: headless LibreOffice converts the file to PDF, whose pages are rendered like a PDF's.
+
+LibreOffice is an optional program: without it (or with MMRAG_OFFICE_PAGES off) an Office file is indexed without
+page images, and a note says so. It runs with a private profile that forbids macros, listens on no port, and is
+killed (with everything it started) when the file's time is up; a file it cannot convert costs its page images
+(a warning), never the rest of the file.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from mmrag.core.errors import one_line
+from mmrag.indexer.items import BadFileError, Item, check_aspect
+from mmrag.indexer.reading import PDFIUM_LOCK, Deadline, ExtractOptions
+
+NO_LIBREOFFICE_NOTE = "page images need LibreOffice (not installed: see README, Office files)"
+
+MACROS_OFF = """<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema"
+ xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Office.Common/Security/Scripting"><prop oor:name="MacroSecurityLevel" oor:op="fuse">\
+<value>3</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Security/Scripting"><prop oor:name="DisableMacrosExecution" \
+oor:op="fuse"><value>true</value></prop></item>
+</oor:items>
+"""
+"""The profile's registrymodifications.xcu: macro security at its highest level and macro execution disabled, so
+nothing in a document ever runs."""
+
+
+class _Profile:
+    """This process's LibreOffice profile: made on first use (LibreOffice's first start in it is slow), reused, one
+    conversion at a time; removed at exit."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pid = -1
+        self.path: Path | None = None
+
+    def get(self) -> Path:
+        """The profile folder (the caller holds `lock`); a fresh one in a forked child."""
+        if self.path is None or self.pid != os.getpid():
+            self.path = Path(tempfile.mkdtemp(prefix="mmrag-libreoffice-"))
+            self.pid = os.getpid()
+            atexit.register(shutil.rmtree, self.path, True)
+            (self.path / "user").mkdir()
+            (self.path / "user" / "registrymodifications.xcu").write_text(MACROS_OFF, encoding="utf-8")
+        return self.path
+
+    def discard(self) -> None:
+        """Forget a profile a killed LibreOffice may have left half-written: the next conversion makes a new one."""
+        if self.path is not None and self.pid == os.getpid():
+            shutil.rmtree(self.path, ignore_errors=True)
+        self.path = None
+
+
+_PROFILE = _Profile()
+
+
+def office_pages(
+    path: Path, options: ExtractOptions, deadline: Deadline, warnings: list[str], notes: list[str]
+) -> list[Item]:
+    """The pages of an Office file as LibreOffice prints them: kind 'page' items (locator 'page:N', page=N, the
+    render, and that page's full text for linking; the caller cuts it). [] with a note when LibreOffice is not
+    there, [] with a warning when it cannot convert the file in time; [] when options.office_pages is off."""
+    if not options.office_pages:
+        return []
+    program = shutil.which(options.soffice)
+    if program is None:
+        notes.append(NO_LIBREOFFICE_NOTE)
+        return []
+    with tempfile.TemporaryDirectory(prefix="mmrag-convert-") as tmp:
+        try:
+            pdf = _convert(program, path, Path(tmp), deadline)
+        except BadFileError as e:
+            warnings.append(f"page images left out: {e}")
+            return []
+        return _render(pdf, options, deadline, warnings)
+
+
+def _convert(program: str, path: Path, tmp: Path, deadline: Deadline) -> Path:
+    """The file converted to PDF in `tmp`, given at most three quarters of the file's time left (the rest is for
+    rendering and the other items); BadFileError when LibreOffice fails or runs out of time."""
+    budget = max((deadline.end - time.monotonic()) * 0.75, 1.0)
+    copy = tmp / ("document" + _suffix(path))
+    shutil.copyfile(path, copy)
+    out = tmp / "out"
+    started = time.monotonic()
+    if not _PROFILE.lock.acquire(timeout=budget):
+        raise BadFileError(f"LibreOffice was busy for {budget:.0f} s")
+    try:
+        profile = _PROFILE.get()
+        command = [
+            program,
+            "--headless",
+            "--norestore",
+            "--nologo",
+            "--nodefault",
+            "--nolockcheck",
+            f"-env:UserInstallation={profile.as_uri()}",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(out),
+            str(copy),
+        ]
+        _run(command, budget - (time.monotonic() - started), tmp)
+    finally:
+        _PROFILE.lock.release()
+    pdf = out / (copy.stem + ".pdf")
+    if not pdf.is_file():
+        raise BadFileError("LibreOffice could not convert it")
+    return pdf
+
+
+def _suffix(path: Path) -> str:
+    """The file's extension, lowercased (LibreOffice picks its import filter by it), nothing else of its name."""
+    return "." + re.sub(r"[^a-z0-9]", "", path.suffix.lower())[:8]
+
+
+def _run(command: list[str], timeout_s: float, home: Path) -> None:
+    """Runs LibreOffice in a session of its own; on timeout the whole process group is killed."""
+    env = os.environ | {"HOME": str(home)}  # anything it writes outside the profile stays in the temp dir
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=home,
+        start_new_session=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=max(timeout_s, 1.0))
+    except subprocess.TimeoutExpired as e:
+        _kill_group(process)
+        _PROFILE.discard()  # a killed LibreOffice may leave its profile half-written
+        raise BadFileError(f"LibreOffice took longer than {max(timeout_s, 1.0):.0f} s to convert it") from e
+    finally:
+        _kill_group(process)  # anything it left running (a helper process) goes with it
+    if process.returncode != 0:
+        detail = one_line(output.decode("utf-8", "replace").split("Error:")[-1])
+        raise BadFileError(f"LibreOffice failed (exit {process.returncode}){': ' + detail if detail else ''}")
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _render(pdf_path: Path, options: ExtractOptions, deadline: Deadline, warnings: list[str]) -> list[Item]:
+    """Page items from the converted PDF, as a PDF's page images (options.page_long_side); pages past
+    options.max_pdf_pages, or past the file's time, are left out with a warning."""
+    import pypdfium2 as pdfium
+
+    items: list[Item] = []
+    with PDFIUM_LOCK:
+        try:
+            pdf = pdfium.PdfDocument(pdf_path)
+        except pdfium.PdfiumError as e:
+            warnings.append(f"page images left out: LibreOffice's PDF is unreadable ({one_line(str(e))})")
+            return []
+        try:
+            total = len(pdf)
+            if total > options.max_pdf_pages:
+                first = options.max_pdf_pages + 1
+                which = f"images {first}-{total}" if total > first else f"image {first}"
+                warnings.append(f"page {which} left out (MMRAG_MAX_PDF_PAGES={options.max_pdf_pages})")
+            for number in range(1, min(total, options.max_pdf_pages) + 1):
+                if time.monotonic() > deadline.end:
+                    warnings.append(f"page images from page {number} on left out: out of time")
+                    break
+                try:
+                    items.append(_page(pdf, number, options))
+                except (BadFileError, pdfium.PdfiumError) as e:
+                    warnings.append(f"page image {number} left out: {e}")
+        finally:
+            pdf.close()
+    return items
+
+
+def _page(pdf: object, number: int, options: ExtractOptions) -> Item:
+    page = pdf[number - 1]  # type: ignore[index]
+    width, height = page.get_size()
+    check_aspect(max(round(width), 1), max(round(height), 1), options.max_aspect_ratio)
+    image = page.render(scale=options.page_long_side / max(width, height, 1)).to_pil().convert("RGB")
+    text = page.get_textpage().get_text_range().replace("\r\n", "\n").strip()[: options.max_text_bytes]
+    return Item(kind="page", locator=f"page:{number}", text=text, image=image, page=number)

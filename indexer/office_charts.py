@@ -1,0 +1,357 @@
+"""Native Office charts (DrawingML chartSpace parts): their data read from the XML, as text and as a picture.
+
+A chart part holds its type(s), title and series; each series names its categories and values by a worksheet
+reference ('Sheet1'!$B$2:$B$5) and usually a cache of them. When the cache is missing (openpyxl writes references
+only), the reference is read from the workbook's cells through a `CellReader`. Values are kept as the file writes
+them ("12.5", never 12.499999): the text of a chart is its exact data.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import IO, Any
+
+from lxml import etree
+from PIL import Image
+
+from mmrag.core.errors import one_line
+from mmrag.indexer.items import BadFileError
+from mmrag.indexer.tables import markdown_table
+
+C = "http://schemas.openxmlformats.org/drawingml/2006/chart"
+A = "http://schemas.openxmlformats.org/drawingml/2006/main"
+NS = {"c": C, "a": A}
+
+MAX_POINTS = 10_000
+"""Points read per series (and cells read per reference)."""
+
+_TYPES = {
+    "barChart": "bar",
+    "bar3DChart": "bar",
+    "lineChart": "line",
+    "line3DChart": "line",
+    "stockChart": "line",
+    "pieChart": "pie",
+    "pie3DChart": "pie",
+    "ofPieChart": "pie",
+    "doughnutChart": "doughnut",
+    "areaChart": "area",
+    "area3DChart": "area",
+    "scatterChart": "scatter",
+    "bubbleChart": "scatter",
+    "radarChart": "radar",
+}
+
+CellReader = Callable[[str, int, int, int, int], list[str]]
+"""(sheet, first_row, first_col, last_row, last_col) -> the cells' texts, row by row (1-based, inclusive)."""
+
+_REFERENCE = re.compile(
+    r"^(?:'(?P<quoted>(?:[^']|'')+)'|(?P<plain>[^'!]+))!\$?(?P<c0>[A-Z]{1,3})\$?(?P<r0>\d+)"
+    r"(?::\$?(?P<c1>[A-Z]{1,3})\$?(?P<r1>\d+))?$"
+)
+
+
+def safe_parser() -> etree.XMLParser:
+    """An lxml parser that resolves no entities, loads no DTD and never touches the network."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def parse_xml(data: bytes, part: str) -> Any:
+    """The root element of an XML part; a broken or DTD-bearing part is a BadFileError naming it."""
+    try:
+        root = etree.fromstring(data, parser=safe_parser())
+    except etree.XMLSyntaxError as e:
+        raise BadFileError(f"broken XML in {part}: {one_line(e.msg or str(e))}") from e
+    if root.getroottree().docinfo.doctype:
+        raise BadFileError(f"{part} declares a DTD (refused: entity expansion)")
+    return root
+
+
+@dataclass
+class Series:
+    name: str
+    categories: list[str]
+    values: list[str]
+
+
+@dataclass
+class Chart:
+    """What a chart shows: its type(s) ('bar' is horizontal, 'column' vertical), title and series."""
+
+    types: list[str]
+    title: str = ""
+    category_title: str = ""
+    series: list[Series] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return " and ".join(dict.fromkeys(self.types)) or "unknown"
+
+    def text(self) -> str:
+        """'Bar chart: Title' then one Markdown table per set of categories (the category axis title first),
+        separated by blank lines."""
+        head = f"{self.kind.capitalize()} chart"
+        tables = []
+        groups: dict[tuple[str, ...], list[Series]] = {}
+        for s in self.series:
+            groups.setdefault(tuple(s.categories), []).append(s)
+        for categories, group in groups.items():
+            n = max([len(categories)] + [len(s.values) for s in group])
+            header = [self.category_title or ("X" if "scatter" in self.types else "Category")]
+            rows = [header + [s.name or f"Series {i + 1}" for i, s in enumerate(group)]]
+            for i in range(n):
+                label = categories[i] if i < len(categories) else str(i + 1)
+                rows.append([label] + [s.values[i] if i < len(s.values) else "" for s in group])
+            tables.append(markdown_table(rows))
+        return (f"{head}: {self.title}" if self.title else head) + "\n" + "\n\n".join(tables)
+
+
+def read_chart(xml: bytes, part: str, cells: CellReader | None) -> Chart:
+    """The chart of a chartSpace part; a reference without a cache is read through `cells` (when given)."""
+    root = parse_xml(xml, part)
+    plot = root.find("c:chart/c:plotArea", NS)
+    if plot is None:
+        raise BadFileError(f"{part} has no plot area")
+    chart = Chart(types=[], title=_title(root.find("c:chart/c:title", NS), cells))
+    for group in plot:
+        name = etree.QName(group).localname
+        if name not in _TYPES:
+            continue
+        kind = _TYPES[name]
+        direction = group.find("c:barDir", NS)
+        if kind == "bar" and (direction is None or direction.get("val") != "bar"):
+            kind = "column"
+        chart.types.append(kind)
+        for ser in group.findall("c:ser", NS):
+            chart.series.append(_series(ser, cells))
+    for axis in plot.findall("c:catAx", NS) + plot.findall("c:dateAx", NS) + plot.findall("c:valAx", NS)[:1]:
+        if "scatter" not in chart.types and axis.tag == f"{{{C}}}valAx":
+            break
+        if (title := _title(axis.find("c:title", NS), cells)) != "":
+            chart.category_title = title
+            break
+    if not chart.series:
+        raise BadFileError(f"{part} has no data series")
+    return chart
+
+
+def _series(ser: Any, cells: CellReader | None) -> Series:
+    name_el = ser.find("c:tx", NS)
+    names = _data(name_el, cells) if name_el is not None else []
+    v = name_el.find("c:v", NS) if name_el is not None else None
+    name = " ".join(x for x in names if x) if names else (v.text or "" if v is not None else "")
+    cat = ser.find("c:cat", NS)
+    if cat is None:
+        cat = ser.find("c:xVal", NS)
+    val = ser.find("c:val", NS)
+    if val is None:
+        val = ser.find("c:yVal", NS)
+    values = _data(val, cells) if val is not None else []
+    categories = _data(cat, cells) if cat is not None else [str(i + 1) for i in range(len(values))]
+    return Series(name=name, categories=categories, values=values)
+
+
+def _data(element: Any, cells: CellReader | None) -> list[str]:
+    """The points of a c:tx / c:cat / c:val / c:xVal / c:yVal: its cache, else its literal, else its reference."""
+    multi = element.find("c:multiLvlStrRef/c:multiLvlStrCache", NS)
+    if multi is not None:
+        return _multi_level(multi)
+    for path in ("c:strRef/c:strCache", "c:numRef/c:numCache", "c:strLit", "c:numLit"):
+        cache = element.find(path, NS)
+        if cache is not None and cache.find("c:pt", NS) is not None:
+            return _points(cache)
+    formula = element.find(".//c:f", NS)
+    if formula is not None and formula.text and cells is not None:
+        return _resolve(formula.text, cells)
+    return []
+
+
+def _points(cache: Any) -> list[str]:
+    count_el = cache.find("c:ptCount", NS)
+    pts = cache.findall("c:pt", NS)[:MAX_POINTS]
+    count = int(count_el.get("val", "0")) if count_el is not None else 0
+    by_index = {int(pt.get("idx", "0")): (pt.findtext("c:v", "", NS) or "") for pt in pts}
+    count = min(max([count] + [i + 1 for i in by_index]), MAX_POINTS)
+    return [by_index.get(i, "") for i in range(count)]
+
+
+def _multi_level(cache: Any) -> list[str]:
+    """Hierarchical categories ('2024 / Q1'): each outer level's label holds until the next one."""
+    levels = [_points(lvl) for lvl in cache.findall("c:lvl", NS)]
+    if not levels:
+        return []
+    labels = list(levels[0])
+    for outer in levels[1:]:
+        current = ""
+        for i in range(len(labels)):
+            current = outer[i] if i < len(outer) and outer[i] else current
+            labels[i] = f"{current} / {labels[i]}" if current else labels[i]
+    return labels
+
+
+def _resolve(formula: str, cells: CellReader) -> list[str]:
+    match = _REFERENCE.match(formula.strip().strip("()"))
+    if match is None:
+        return []
+    sheet = match["quoted"].replace("''", "'") if match["quoted"] else match["plain"]
+    r0, c0 = int(match["r0"]), _column(match["c0"])
+    r1, c1 = (int(match["r1"]), _column(match["c1"])) if match["r1"] else (r0, c0)
+    r0, r1, c0, c1 = min(r0, r1), max(r0, r1), min(c0, c1), max(c0, c1)
+    if (r1 - r0 + 1) * (c1 - c0 + 1) > MAX_POINTS:
+        r1 = r0 + max(MAX_POINTS // (c1 - c0 + 1), 1) - 1
+    return cells(sheet, r0, c0, r1, c1)
+
+
+def _column(letters: str) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + ord(letter) - ord("A") + 1
+    return number
+
+
+def _title(title: Any, cells: CellReader | None) -> str:
+    if title is None:
+        return ""
+    rich = title.find("c:tx/c:rich", NS)
+    if rich is not None:
+        paragraphs = ["".join(t.text or "" for t in p.iter(f"{{{A}}}t")) for p in rich.iter(f"{{{A}}}p")]
+        return " ".join(" ".join(p.split()) for p in paragraphs if p.strip())
+    tx = title.find("c:tx", NS)
+    return " ".join(x for x in _data(tx, cells) if x) if tx is not None else ""
+
+
+def cell_text(value: object) -> str:
+    """A cell's value as the file writes it: 12.5 -> '12.5', 9 -> '9', 31.0 -> '31.0', a date -> '2024-03-01'."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return repr(value)  # what openpyxl read: "31" came as an int, "31.0" as this float
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ") if value.time() != time(0) else value.date().isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return str(value)
+
+
+def workbook_cells(source: str | IO[bytes], max_cells: int = MAX_POINTS) -> tuple[CellReader, Callable[[], None]]:
+    """A CellReader over a workbook's cached cell values (openpyxl, read-only), and the function that closes it."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(source, read_only=True, data_only=True)
+
+    def read(sheet: str, r0: int, c0: int, r1: int, c1: int) -> list[str]:
+        if sheet not in book.sheetnames:
+            return []
+        rows = book[sheet].iter_rows(min_row=r0, max_row=r1, min_col=c0, max_col=c1, values_only=True)
+        return [cell_text(value) for row in rows for value in row][:max_cells]
+
+    return read, book.close
+
+
+def embedded_cells(blob: bytes | None) -> tuple[CellReader | None, Callable[[], None]]:
+    """A CellReader over a chart's embedded workbook (None when it has none or it cannot be opened)."""
+    if not blob:
+        return None, lambda: None
+    try:
+        return workbook_cells(io.BytesIO(blob))
+    except Exception:  # a broken embedded workbook costs the uncached references, not the chart
+        return None, lambda: None
+
+
+def draw_chart(chart: Chart, size: tuple[int, int] = (800, 600)) -> Image.Image:
+    """The chart drawn from its data (matplotlib, Agg): bars, lines, areas, pie/doughnut, scatter or radar, with
+    its title, category labels and a legend."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(size[0] / 100, size[1] / 100), dpi=100)
+    canvas = FigureCanvasAgg(figure)
+    kind = chart.types[0] if chart.types else "column"
+    series = [s for s in chart.series if s.values][:20]
+    axes = figure.add_subplot(projection="polar") if kind == "radar" else figure.add_subplot()
+    if kind in ("pie", "doughnut") and series:
+        _pie(axes, series[0], doughnut=kind == "doughnut")
+    elif kind == "scatter":
+        for s in series:
+            axes.scatter(_numbers(s.categories, len(s.values)), _numbers(s.values), label=s.name or None, s=18)
+        axes.set_xlabel(chart.category_title[:60])
+    elif kind == "radar":
+        _radar(axes, series)
+    else:
+        _category_chart(axes, kind, series, chart.category_title)
+    if chart.title:
+        axes.set_title(chart.title[:120])
+    if len(series) > 1 and kind not in ("pie", "doughnut"):
+        axes.legend(fontsize="small")
+    figure.tight_layout()
+    canvas.draw()
+    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
+    figure.clear()
+    return image
+
+
+def _numbers(texts: Sequence[str], n: int | None = None) -> list[float]:
+    def number(text: str, i: int) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            return float(i + 1) if n is not None else math.nan
+
+    numbers = [number(text, i) for i, text in enumerate(texts)]
+    return numbers + [float(i + 1) for i in range(len(numbers), n or 0)]
+
+
+def _category_chart(axes: Any, kind: str, series: Sequence[Series], category_title: str) -> None:
+    n = max(len(s.values) for s in series) if series else 0
+    labels = next((s.categories for s in series if s.categories), [])
+    positions = list(range(n))
+    width = 0.8 / max(len(series), 1)
+    for k, s in enumerate(series):
+        values = [0.0 if math.isnan(v) else v for v in _numbers(s.values)] + [0.0] * (n - len(s.values))
+        if kind == "column":
+            axes.bar([p - 0.4 + width * (k + 0.5) for p in positions], values, width, label=s.name or None)
+        elif kind == "bar":
+            axes.barh([p - 0.4 + width * (k + 0.5) for p in positions], values, width, label=s.name or None)
+        elif kind == "area":
+            axes.fill_between(positions, values, alpha=0.4, label=s.name or None)
+        else:
+            axes.plot(positions, values, marker="o", label=s.name or None)
+    step = max(n // 20, 1)
+    ticks = positions[::step]
+    names = [labels[p][:20] if p < len(labels) else "" for p in ticks]
+    if kind == "bar":
+        axes.set_yticks(ticks, names)
+        axes.set_ylabel(category_title[:60])
+    else:
+        axes.set_xticks(ticks, names, rotation=30 if n > 6 else 0, ha="right" if n > 6 else "center")
+        axes.set_xlabel(category_title[:60])
+
+
+def _pie(axes: Any, series: Series, doughnut: bool) -> None:
+    values = [max(v, 0.0) for v in _numbers(series.values) if not math.isnan(v)]
+    if not any(values):
+        return
+    labels = [series.categories[i][:20] if i < len(series.categories) else "" for i in range(len(values))]
+    wedges = {"width": 0.4} if doughnut else None
+    axes.pie(values, labels=labels, wedgeprops=wedges, autopct="%1.0f%%")
+    axes.axis("equal")
+
+
+def _radar(axes: Any, series: Sequence[Series]) -> None:
+    n = max((len(s.values) for s in series), default=0)
+    if n == 0:
+        return
+    angles = [2 * math.pi * i / n for i in range(n)] + [0.0]
+    for s in series:
+        values = [0.0 if math.isnan(v) else v for v in _numbers(s.values)] + [0.0] * (n - len(s.values))
+        axes.plot(angles, values + values[:1], label=s.name or None)
+        axes.fill(angles, values + values[:1], alpha=0.15)
+    labels = next((s.categories for s in series if s.categories), [])
+    axes.set_xticks(angles[:-1], [labels[i][:20] if i < len(labels) else "" for i in range(n)])
