@@ -86,6 +86,8 @@ def office_items(
         from mmrag.indexer.convert import office_pages
 
         pages = office_pages(path, options, deadline, warnings, notes)
+        if suffix == ".pptx":
+            _number_by_slide(pages, _shown_slides(path))
         link_pages(items, pages, by_slide=suffix == ".pptx")
         items += pages
     return items
@@ -650,6 +652,23 @@ def _sheet_picture(
 
 
 # ----------------------------------------------------------------------------------------------------------- pages
+
+
+def _shown_slides(path: Path) -> list[int]:
+    """The numbers of the slides a presentation shows, in order: LibreOffice prints no hidden slide."""
+    from pptx import Presentation
+
+    slides = Presentation(str(path)).slides
+    return [number for number, slide in enumerate(slides, start=1) if slide._element.get("show") not in ("0", "false")]
+
+
+def _number_by_slide(pages: list[Item], shown: list[int]) -> None:
+    """Renumber a presentation's printed pages by the slide each one is (page 2 is slide 3 when slide 2 is hidden),
+    so a slide's objects and its image share their number."""
+    for page in pages:
+        if page.page is not None and page.page <= len(shown):
+            page.page = shown[page.page - 1]
+            page.locator = f"page:{page.page}"
 
 
 def link_pages(items: list[Item], pages: list[Item], by_slide: bool) -> None:

@@ -226,10 +226,16 @@ def test_index_exits_1_when_a_file_failed_and_keeps_the_rest(
 
 def test_ctrl_c_exits_130_without_a_traceback(settings: Settings, tmp_path: Path) -> None:
     (tmp_path / "note.txt").write_text("Interrupted before it is indexed.\n")
-    code = (
-        "import os, signal, sys, threading\n"
+    code = (  # Ctrl-C while the models load (at that moment, not after a guessed delay the run may beat)
+        "import os, signal, sys, time\n"
+        "import mmrag.indexer.embedders as embedders\n"
         "from mmrag.commands.app import main\n"
-        "threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"  # while the models load
+        "load = embedders.embedders_for\n"
+        "def interrupted(*args, **kwargs):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(30)\n"
+        "    return load(*args, **kwargs)\n"
+        "embedders.embedders_for = interrupted\n"
         f"sys.exit(main(['index', {str(tmp_path)!r}, '--workers', '0']))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], env=cli_env(settings), capture_output=True, text=True)

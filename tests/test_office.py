@@ -201,3 +201,21 @@ def test_with_libreoffice_pages_are_rendered_and_linked(corpora):
     table = next(i for i in report.items if i.kind == "table")
     assert table.page is not None
     assert next(i for i in report.items if i.locator == "chunk:0").page == 1
+
+
+@pytest.mark.skipif(not HAS_SOFFICE, reason="LibreOffice (soffice) is not installed")
+def test_a_hidden_slide_does_not_shift_the_slide_images(tmp_path):
+    """LibreOffice prints no hidden slide: the image of slide 3 is the PDF's page 2, and is numbered 3."""
+    from pptx import Presentation
+
+    deck = Presentation()
+    for n in (1, 2, 3):
+        deck.slides.add_slide(deck.slide_layouts[1]).shapes.title.text = f"Quarterly slide {n} heading"
+    deck.slides[1]._element.set("show", "0")
+    deck.save(tmp_path / "deck.pptx")
+    result = extract_file(tmp_path / "deck.pptx", "sha", replace(OPTIONS, office_pages=True))
+    assert result.error is None, result.error
+    pages = {item.page: item for item in result.items if item.kind == "page"}
+    assert sorted(pages) == [1, 3] and "slide 3 heading" in pages[3].text and pages[3].locator == "page:3"
+    titles = [item for item in result.items if item.kind == "text" and "slide 2 heading" in item.text]
+    assert [item.page for item in titles] == [2]  # the hidden slide's text is still indexed, under its number
