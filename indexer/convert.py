@@ -1,15 +1,17 @@
 """Page images of Office files: headless LibreOffice converts the file to PDF, whose pages are rendered like a PDF's.
 
 LibreOffice is an optional program: without it (or with MMRAG_OFFICE_PAGES off) an Office file is indexed without
-page images, and a note says so. It runs with a private profile that forbids macros, listens on no port, and is
-killed (with everything it started) when the file's time is up; a file it cannot convert costs its page images
-(a warning), never the rest of the file.
+page images, and a note says so. It runs with a private profile that forbids macros and linked content, listens on
+no port, has no network where the system lets a process drop it, converts a copy whose external relationships point
+nowhere, and is killed (with everything it started) when the file's time is up; a file it cannot convert costs its
+page images (a warning), never the rest of the file.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -18,25 +20,42 @@ import subprocess
 import tempfile
 import threading
 import time
+import zipfile
+import zlib
 from pathlib import Path
+
+from lxml import etree
 
 from mmrag.core.errors import one_line
 from mmrag.indexer.items import BadFileError, Item, check_aspect
+from mmrag.indexer.office_charts import parse_xml
 from mmrag.indexer.reading import PDFIUM_LOCK, Deadline, ExtractOptions
 
 NO_LIBREOFFICE_NOTE = "page images need LibreOffice (not installed: see README, Office files)"
 
-MACROS_OFF = """<?xml version="1.0" encoding="UTF-8"?>
+PROFILE_SETTINGS = """<?xml version="1.0" encoding="UTF-8"?>
 <oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema"
  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
 <item oor:path="/org.openoffice.Office.Common/Security/Scripting"><prop oor:name="MacroSecurityLevel" oor:op="fuse">\
 <value>3</value></prop></item>
 <item oor:path="/org.openoffice.Office.Common/Security/Scripting"><prop oor:name="DisableMacrosExecution" \
 oor:op="fuse"><value>true</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Security/Scripting"><prop oor:name="BlockUntrustedRefererLinks" \
+oor:op="fuse"><value>true</value></prop></item>
+<item oor:path="/org.openoffice.Office.Writer/Content/Update"><prop oor:name="Link" oor:op="fuse">\
+<value>0</value></prop></item>
+<item oor:path="/org.openoffice.Office.Calc/Content/Update"><prop oor:name="Link" oor:op="fuse">\
+<value>1</value></prop></item>
 </oor:items>
 """
 """The profile's registrymodifications.xcu: macro security at its highest level and macro execution disabled, so
-nothing in a document ever runs."""
+nothing in a document ever runs; content a document links to (a picture at http://... or file:///...) never loaded,
+since no document is from a trusted location; links in Writer and Calc never updated (Writer's 0 and Calc's 1 both
+mean never)."""
+
+BLANK_TARGET = "about:blank"
+"""Where the converted copy's external relationships point."""
+_URL = re.compile(r"^\s*(?:[A-Za-z][A-Za-z0-9+.-]*:|[/\\]{2})")
 
 
 class _Profile:
@@ -55,7 +74,7 @@ class _Profile:
             self.pid = os.getpid()
             atexit.register(shutil.rmtree, self.path, True)
             (self.path / "user").mkdir()
-            (self.path / "user" / "registrymodifications.xcu").write_text(MACROS_OFF, encoding="utf-8")
+            (self.path / "user" / "registrymodifications.xcu").write_text(PROFILE_SETTINGS, encoding="utf-8")
         return self.path
 
     def discard(self) -> None:
@@ -92,9 +111,9 @@ def office_pages(
 def _convert(program: str, path: Path, tmp: Path, deadline: Deadline) -> Path:
     """The file converted to PDF in `tmp`, given at most three quarters of the file's time left (the rest is for
     rendering and the other items); BadFileError when LibreOffice fails or runs out of time."""
-    budget = max((deadline.end - time.monotonic()) * 0.75, 1.0)
     copy = tmp / ("document" + _suffix(path))
-    shutil.copyfile(path, copy)
+    _unlinked_copy(path, copy)
+    budget = max((deadline.end - time.monotonic()) * 0.75, 1.0)
     out = tmp / "out"
     started = time.monotonic()
     if not _PROFILE.lock.acquire(timeout=budget):
@@ -102,6 +121,7 @@ def _convert(program: str, path: Path, tmp: Path, deadline: Deadline) -> Path:
     try:
         profile = _PROFILE.get()
         command = [
+            *_offline(),
             program,
             "--headless",
             "--norestore",
@@ -124,14 +144,77 @@ def _convert(program: str, path: Path, tmp: Path, deadline: Deadline) -> Path:
     return pdf
 
 
+def _unlinked_copy(path: Path, copy: Path) -> None:
+    """`path` written to `copy` with every relationship to something outside the package (TargetMode External, or
+    a target that is a URL) pointed at about:blank, every other part unchanged: LibreOffice fetches what they link
+    to (a picture at http://... or file:///...) while it converts, and would draw it into the page image."""
+    if not zipfile.is_zipfile(path):
+        raise BadFileError("not an Office file (not a zip archive)")
+    try:
+        with zipfile.ZipFile(path) as source, zipfile.ZipFile(copy, "w") as target:
+            for info in source.infolist():
+                entry = zipfile.ZipInfo(info.filename)
+                entry.compress_type = (
+                    zipfile.ZIP_STORED if info.compress_type == zipfile.ZIP_STORED else zipfile.ZIP_DEFLATED
+                )
+                if info.filename.lower().endswith(".rels"):
+                    target.writestr(entry, _unlinked(source.read(info), info.filename))
+                elif info.is_dir():
+                    target.writestr(entry, b"")
+                else:
+                    with (
+                        source.open(info) as src,
+                        target.open(entry, "w", force_zip64=info.file_size >= zipfile.ZIP64_LIMIT) as dst,
+                    ):
+                        shutil.copyfileobj(src, dst, 1 << 20)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, RuntimeError, zlib.error) as e:
+        detail = one_line(str(e))
+        raise BadFileError(f"corrupt zip archive ({type(e).__name__}{': ' + detail if detail else ''})") from e
+
+
+def _unlinked(data: bytes, part: str) -> bytes:
+    """A relationships part with its external targets pointed at about:blank; unchanged (the same bytes) when it
+    has none. Relationship elements are matched by local name, whatever their namespace."""
+    root = parse_xml(data, part)
+    changed = False
+    for relationship in root.iter(etree.Element):
+        if etree.QName(relationship).localname != "Relationship":
+            continue
+        external = relationship.get("TargetMode", "").strip().lower() == "external"
+        if external or _URL.match(relationship.get("Target", "")):
+            relationship.set("Target", BLANK_TARGET)
+            relationship.set("TargetMode", "External")
+            changed = True
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True) if changed else data
+
+
+@functools.cache
+def _offline() -> tuple[str, ...]:
+    """The command prefix that runs a program without network (`unshare --net` in a user namespace of its own), or
+    () where this system does not let an unprivileged process do that (containers often do not): checked once."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return ()
+    prefix = (unshare, "--net", "--map-root-user")
+    try:
+        done = subprocess.run([*prefix, "true"], capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return prefix if done.returncode == 0 else ()
+
+
 def _suffix(path: Path) -> str:
     """The file's extension, lowercased (LibreOffice picks its import filter by it), nothing else of its name."""
     return "." + re.sub(r"[^a-z0-9]", "", path.suffix.lower())[:8]
 
 
 def _run(command: list[str], timeout_s: float, home: Path) -> None:
-    """Runs LibreOffice in a session of its own; on timeout the whole process group is killed."""
-    env = os.environ | {"HOME": str(home)}  # anything it writes outside the profile stays in the temp dir
+    """Runs LibreOffice in a session of its own, with HOME and its temp folder (TMPDIR, TMP, TEMP) inside `home`,
+    so that what it leaves behind when killed goes with the caller's temp dir; on timeout the whole process group
+    is killed."""
+    scratch = home / "tmp"
+    scratch.mkdir(exist_ok=True)
+    env = os.environ | {"HOME": str(home), "TMPDIR": str(scratch), "TMP": str(scratch), "TEMP": str(scratch)}
     process = subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,

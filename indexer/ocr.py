@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageFilter, ImageOps
 
-from mmrag.core.errors import ConfigError
+from mmrag.core.errors import ConfigError, one_line
 from mmrag.indexer.items import BadFileError
 
 OCR_DPI = 300
@@ -134,10 +134,13 @@ def ocr_image(image: Image.Image, cmd: str, language: str, timeout_s: float, *, 
             data = pytesseract.image_to_data(
                 image, lang=language, config=config, timeout=timeout, output_type=pytesseract.Output.DICT
             )
+        except pytesseract.TesseractError as e:  # a RuntimeError: caught before pytesseract's timeout below
+            detail = one_line(str(e.message))
+            raise OcrError(f"Tesseract failed (exit {e.status}){': ' + detail if detail else ''}") from e
         except RuntimeError as e:  # pytesseract's "Tesseract process timeout"
             raise OcrError(f"OCR took longer than {timeout} s") from e
-        except (pytesseract.TesseractError, OSError) as e:
-            raise OcrError(f"Tesseract failed: {' '.join(str(e).split())[:200]}") from e
+        except OSError as e:
+            raise OcrError(f"Tesseract failed: {one_line(str(e))}") from e
         finally:
             runner.tesseract_cmd, runner.environ = saved
     return _text_of(data)

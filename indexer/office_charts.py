@@ -3,7 +3,8 @@
 A chart part holds its type(s), title and series; each series names its categories and values by a worksheet
 reference ('Sheet1'!$B$2:$B$5) and usually a cache of them. When the cache is missing (openpyxl writes references
 only), the reference is read from the workbook's cells through a `CellReader`. Values are kept as the file writes
-them ("12.5", never 12.499999): the text of a chart is its exact data.
+them ("12.5", never 12.499999): the text of a chart is its exact data. Date categories read as ISO dates and
+multi-level categories as one label per point ("2024 Q1"), from a cache as from cells.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -111,12 +113,26 @@ class Chart:
         return (f"{head}: {self.title}" if self.title else head) + "\n" + "\n\n".join(tables)
 
 
+@dataclass(frozen=True)
+class _Dates:
+    """How a series' categories hold dates: Excel serial numbers counted from `epoch` (1900 or 1904 calendar),
+    shown as dates when their format is a date format or, with `axis`, always (a date axis)."""
+
+    epoch: datetime
+    axis: bool
+
+
 def read_chart(xml: bytes, part: str, cells: CellReader | None) -> Chart:
     """The chart of a chartSpace part; a reference without a cache is read through `cells` (when given)."""
+    from openpyxl.utils.datetime import MAC_EPOCH, WINDOWS_EPOCH
+
     root = parse_xml(xml, part)
     plot = root.find("c:chart/c:plotArea", NS)
     if plot is None:
         raise BadFileError(f"{part} has no plot area")
+    date1904 = root.find("c:date1904", NS)
+    epoch = MAC_EPOCH if date1904 is not None and date1904.get("val", "1") in ("1", "true") else WINDOWS_EPOCH
+    date_axes = {ax.get("val") for ax in plot.findall("c:dateAx/c:axId", NS)}
     chart = Chart(types=[], title=_title(root.find("c:chart/c:title", NS), cells))
     for group in plot:
         name = etree.QName(group).localname
@@ -127,8 +143,9 @@ def read_chart(xml: bytes, part: str, cells: CellReader | None) -> Chart:
         if kind == "bar" and (direction is None or direction.get("val") != "bar"):
             kind = "column"
         chart.types.append(kind)
+        dates = _Dates(epoch, axis=any(ax.get("val") in date_axes for ax in group.findall("c:axId", NS)))
         for ser in group.findall("c:ser", NS):
-            chart.series.append(_series(ser, cells))
+            chart.series.append(_series(ser, cells, dates))
     for axis in plot.findall("c:catAx", NS) + plot.findall("c:dateAx", NS) + plot.findall("c:valAx", NS)[:1]:
         if "scatter" not in chart.types and axis.tag == f"{{{C}}}valAx":
             break
@@ -140,7 +157,7 @@ def read_chart(xml: bytes, part: str, cells: CellReader | None) -> Chart:
     return chart
 
 
-def _series(ser: Any, cells: CellReader | None) -> Series:
+def _series(ser: Any, cells: CellReader | None, dates: _Dates) -> Series:
     name_el = ser.find("c:tx", NS)
     names = _data(name_el, cells) if name_el is not None else []
     v = name_el.find("c:v", NS) if name_el is not None else None
@@ -152,45 +169,70 @@ def _series(ser: Any, cells: CellReader | None) -> Series:
     if val is None:
         val = ser.find("c:yVal", NS)
     values = _data(val, cells) if val is not None else []
-    categories = _data(cat, cells) if cat is not None else [str(i + 1) for i in range(len(values))]
+    categories = _data(cat, cells, dates) if cat is not None else [str(i + 1) for i in range(len(values))]
     return Series(name=name, categories=categories, values=values)
 
 
-def _data(element: Any, cells: CellReader | None) -> list[str]:
-    """The points of a c:tx / c:cat / c:val / c:xVal / c:yVal: its cache, else its literal, else its reference."""
+def _data(element: Any, cells: CellReader | None, dates: _Dates | None = None) -> list[str]:
+    """The points of a c:tx / c:cat / c:val / c:xVal / c:yVal: its cache, else its literal, else its reference.
+    With `dates` (categories), numbers in a date format (or on a date axis) read as ISO dates, as cells do."""
     multi = element.find("c:multiLvlStrRef/c:multiLvlStrCache", NS)
-    if multi is not None:
-        return _multi_level(multi)
+    if multi is not None and (labels := _multi_level(multi)):
+        return labels
     for path in ("c:strRef/c:strCache", "c:numRef/c:numCache", "c:strLit", "c:numLit"):
         cache = element.find(path, NS)
         if cache is not None and cache.find("c:pt", NS) is not None:
-            return _points(cache)
+            return _points(cache, dates if path.startswith(("c:numRef", "c:numLit")) else None)
     formula = element.find(".//c:f", NS)
     if formula is not None and formula.text and cells is not None:
         return _resolve(formula.text, cells)
     return []
 
 
-def _points(cache: Any) -> list[str]:
+def _points(cache: Any, dates: _Dates | None = None) -> list[str]:
+    from openpyxl.styles.numbers import is_date_format
+
     count_el = cache.find("c:ptCount", NS)
     pts = cache.findall("c:pt", NS)[:MAX_POINTS]
     count = int(count_el.get("val", "0")) if count_el is not None else 0
     by_index = {int(pt.get("idx", "0")): (pt.findtext("c:v", "", NS) or "") for pt in pts}
+    if dates is not None:
+        default = cache.findtext("c:formatCode", "", NS) or "General"
+        dated = [int(pt.get("idx", "0")) for pt in pts if dates.axis or is_date_format(pt.get("formatCode") or default)]
+        by_index |= {i: _date_text(by_index[i], dates.epoch) for i in dated}
     count = min(max([count] + [i + 1 for i in by_index]), MAX_POINTS)
     return [by_index.get(i, "") for i in range(count)]
 
 
+def _date_text(serial: str, epoch: datetime) -> str:
+    """An Excel serial number as the date (time) it stands for, written as `cell_text` writes a date cell."""
+    from openpyxl.utils.datetime import from_excel
+
+    try:
+        return cell_text(from_excel(float(serial), epoch))
+    except (ValueError, OverflowError):
+        return serial
+
+
 def _multi_level(cache: Any) -> list[str]:
-    """Hierarchical categories ('2024 / Q1'): each outer level's label holds until the next one."""
-    levels = [_points(lvl) for lvl in cache.findall("c:lvl", NS)]
+    """Hierarchical categories ('2024 Q1'): the file lists the innermost level first, each outer label once, at
+    the first point of its group."""
+    levels = [_points(lvl) for lvl in cache.findall("c:lvl", NS)][::-1]
     if not levels:
         return []
-    labels = list(levels[0])
-    for outer in levels[1:]:
-        current = ""
-        for i in range(len(labels)):
-            current = outer[i] if i < len(outer) and outer[i] else current
-            labels[i] = f"{current} / {labels[i]}" if current else labels[i]
+    return _join_levels([[level[i] if i < len(level) else "" for level in levels] for i in range(len(levels[-1]))])
+
+
+def _join_levels(points: Sequence[Sequence[str]]) -> list[str]:
+    """One label per point from its levels (outer first), joined by spaces: a blank outer level, and every level
+    inside it, repeats the point before (a merged cell spans the points under it)."""
+    labels, above = [], [""] * max((len(levels) for levels in points), default=0)
+    for levels in points:
+        merged = True
+        for k, level in enumerate(levels):
+            merged = merged and not level and k < len(levels) - 1
+            above[k] = above[k] if merged else level
+        labels.append(" ".join(x for x in above[: len(levels)] if x))
     return labels
 
 
@@ -204,7 +246,13 @@ def _resolve(formula: str, cells: CellReader) -> list[str]:
     r0, r1, c0, c1 = min(r0, r1), max(r0, r1), min(c0, c1), max(c0, c1)
     if (r1 - r0 + 1) * (c1 - c0 + 1) > MAX_POINTS:
         r1 = r0 + max(MAX_POINTS // (c1 - c0 + 1), 1) - 1
-    return cells(sheet, r0, c0, r1, c1)
+    texts = cells(sheet, r0, c0, r1, c1)
+    rows, columns = r1 - r0 + 1, c1 - c0 + 1
+    if rows == 1 or columns == 1:
+        return texts
+    texts += [""] * (rows * columns - len(texts))
+    grid = [texts[r * columns : (r + 1) * columns] for r in range(rows)]
+    return _join_levels(grid if rows >= columns else [list(column) for column in zip(*grid, strict=True)])
 
 
 def _column(letters: str) -> int:
@@ -255,14 +303,53 @@ def workbook_cells(source: str | IO[bytes], max_cells: int = MAX_POINTS) -> tupl
     return read, book.close
 
 
-def embedded_cells(blob: bytes | None) -> tuple[CellReader | None, Callable[[], None]]:
-    """A CellReader over a chart's embedded workbook (None when it has none or it cannot be opened)."""
-    if not blob:
-        return None, lambda: None
+def check_zip(source: str | IO[bytes], max_members: int, max_unzipped_bytes: int) -> None:
+    """Refuse a zip that holds too many members or declares more than `max_unzipped_bytes` unpacked, or whose XML
+    is broken or declares a DTD, before any library reads it (BadFileError: the reason)."""
     try:
-        return workbook_cells(io.BytesIO(blob))
-    except Exception:  # a broken embedded workbook costs the uncached references, not the chart
-        return None, lambda: None
+        with zipfile.ZipFile(source) as archive:
+            members = archive.infolist()
+            if len(members) > max_members:
+                raise BadFileError(f"zip holds {len(members)} parts (more than {max_members}): refused")
+            total = sum(m.file_size for m in members)
+            if total > max_unzipped_bytes:
+                raise BadFileError(
+                    f"unpacks to {total / 2**20:.1f} MB, more than {max_unzipped_bytes / 2**20:g} MB "
+                    "(MMRAG_MAX_UNZIPPED_MB): possible zip bomb"
+                )
+            for member in members:
+                if member.filename.lower().endswith((".xml", ".rels")):
+                    parse_xml(archive.read(member), member.filename)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as e:
+        raise BadFileError(f"corrupt zip archive: {one_line(str(e)) or type(e).__name__}") from e
+
+
+class EmbeddedWorkbook:
+    """A chart's embedded workbook (docx/pptx), opened on the first read of a reference without a cache (most
+    charts carry caches and never need it), and only when it passes `check_zip`. One that is refused or cannot
+    be opened reads as no cells and costs the chart's uncached values, with one warning naming `where`."""
+
+    def __init__(self, blob: bytes, max_members: int, max_unzipped_bytes: int, warnings: list[str], where: str) -> None:
+        self.blob, self.max_members, self.max_unzipped_bytes = blob, max_members, max_unzipped_bytes
+        self.warnings, self.where = warnings, where
+        self._cells: CellReader | None = None
+        self._close: Callable[[], None] = lambda: None
+        self._failed = False
+
+    def read(self, sheet: str, r0: int, c0: int, r1: int, c1: int) -> list[str]:
+        """A `CellReader`."""
+        if self._cells is None and not self._failed:
+            try:
+                check_zip(io.BytesIO(self.blob), self.max_members, self.max_unzipped_bytes)
+                self._cells, self._close = workbook_cells(io.BytesIO(self.blob))
+            except Exception as e:  # openpyxl raises many types on a broken workbook
+                self._failed = True
+                reason = str(e) if isinstance(e, BadFileError) else f"{type(e).__name__}: {one_line(str(e))}"
+                self.warnings.append(f"{self.where}: embedded workbook not read ({reason}): uncached values left out")
+        return self._cells(sheet, r0, c0, r1, c1) if self._cells is not None else []
+
+    def close(self) -> None:
+        self._close()
 
 
 def draw_chart(chart: Chart, size: tuple[int, int] = (800, 600)) -> Image.Image:
@@ -271,6 +358,7 @@ def draw_chart(chart: Chart, size: tuple[int, int] = (800, 600)) -> Image.Image:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    chart = _literal(chart)
     figure = Figure(figsize=(size[0] / 100, size[1] / 100), dpi=100)
     canvas = FigureCanvasAgg(figure)
     kind = chart.types[0] if chart.types else "column"
@@ -295,6 +383,17 @@ def draw_chart(chart: Chart, size: tuple[int, int] = (800, 600)) -> Image.Image:
     image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
     figure.clear()
     return image
+
+
+def _literal(chart: Chart) -> Chart:
+    """The chart with its dollar signs escaped, so matplotlib draws '$1k_$5k' as written instead of failing to
+    parse it as math (an escape, unlike rcParams, holds in every thread)."""
+
+    def plain(text: str) -> str:
+        return text.replace("$", r"\$")
+
+    series = [Series(plain(s.name), [plain(c) for c in s.categories], s.values) for s in chart.series]
+    return Chart(chart.types, plain(chart.title), plain(chart.category_title), series)
 
 
 def _numbers(texts: Sequence[str], n: int | None = None) -> list[float]:

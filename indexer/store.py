@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from typing import Any, TypeVar
 
 import weaviate
@@ -325,12 +324,23 @@ class Store:
     def _upgrade(self, info: CollectionInfo) -> CollectionInfo:
         """Bring a collection of an older schema to this one by adding the properties it lacks (nothing stored is
         touched; objects written before simply have no value for them)."""
-        have = {prop.name for prop in self._call(lambda: self._collection.config.get()).properties}
+        have = self._property_names()
         for prop in [prop for prop in _v3_properties() if prop.name not in have]:
-            self._call(partial(self._collection.config.add_property, prop))
+            try:
+                self._collection.config.add_property(prop)
+            except WeaviateBaseError as e:
+                if prop.name in self._property_names():  # another process upgraded it meanwhile
+                    continue
+                raise CollectionMismatchError(
+                    f"collection {self.name} (schema v{info.schema_version}) could not be upgraded to schema "
+                    f"v{SCHEMA_VERSION} ({first_line(e)}): run mmrag index once with a key that may change it"
+                ) from e
         upgraded = CollectionInfo(info.clip_model, info.clip_dim, info.text_model, info.text_dim)
         self._call(lambda: self._collection.config.update(description=upgraded.to_description()))
         return upgraded
+
+    def _property_names(self) -> set[str]:
+        return {prop.name for prop in self._call(lambda: self._collection.config.get()).properties}
 
     def _create(self, info: CollectionInfo) -> None:
         hnsw = Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)

@@ -326,6 +326,30 @@ def test_a_v2_collection_is_upgraded_in_place_keeping_its_objects(
     assert {"origin", "shape"} <= names and store.stats().objects > 1
 
 
+def test_two_processes_upgrading_a_v2_collection_at_once_both_succeed(
+    settings: Settings, store: Store, indexer: Indexer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from weaviate.classes.config import Configure
+
+    from mmrag.indexer.store import CollectionInfo, _properties, _v3_properties
+
+    info = CollectionInfo(indexer.clip.name, indexer.clip.dim, indexer.text.name, indexer.text.dim, 2)
+    with connect(settings) as client:
+        client.collections.create(
+            store.name,
+            description=info.to_description(),
+            properties=[p for p in _properties() if p.name not in ("origin", "shape")],
+            vector_config=[Configure.Vectors.self_provided(name=n) for n in ("clip", "text")],
+        )
+        before = {prop.name for prop in client.collections.get(store.name).config.get().properties}
+        for prop in _v3_properties():  # the other process adds them after this one read the schema
+            client.collections.get(store.name).config.add_property(prop)
+    reads = iter([before])
+    real = store._property_names
+    monkeypatch.setattr(store, "_property_names", lambda: next(reads, None) or real())
+    assert store.require(current_schema=True).schema_version == 3
+
+
 def test_an_older_schema_is_refused_with_how_to_rebuild(settings: Settings, store: Store, indexer: Indexer) -> None:
     from mmrag.indexer.store import CollectionInfo
 

@@ -12,6 +12,7 @@ from PIL import Image
 
 from mmrag.indexer.extract import ExtractOptions, extract_file
 from mmrag.indexer.items import FileResult
+from mmrag.indexer.ocr import OcrError, ocr_image
 from tests.scan_corpus import HELD_OUT_SEEDS, ScanCorpus, make_scan_corpus, word_accuracy
 
 needs_tesseract = pytest.mark.skipif(
@@ -123,3 +124,34 @@ def test_a_language_not_installed_is_one_clear_line(clean: ScanCorpus) -> None:
     result = extract_file(clean.pdf, "x", ExtractOptions(ocr_language="xyz"))
     assert result.error is not None and "\n" not in result.error
     assert "OCR language xyz is not installed" in result.error and "tesseract --list-langs" in result.error
+
+
+def _fake_tesseract(tmp_path: Path, run: str) -> Path:
+    """A stand-in for Tesseract that answers --version and --list-langs like the real one and does `run` when asked
+    to read an image."""
+    script = tmp_path / "tesseract"
+    script.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in\n'
+        '  --version) echo "tesseract 5.3.0"; exit 0;;\n'
+        '  --list-langs) printf "List of available languages (2):\\neng\\nosd\\n"; exit 0;;\n'
+        "esac\n"
+        f"{run}\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_a_failing_tesseract_is_a_warning_with_its_message(tmp_path: Path) -> None:
+    tesseract = _fake_tesseract(tmp_path, 'echo "Error in pixReadStream: Unknown format" >&2\nexit 1')
+    png = tmp_path / "page.png"
+    Image.new("RGB", (200, 100), "white").save(png)
+    result = extract_file(png, "x", ExtractOptions(ocr_images=True, tesseract=str(tesseract)))
+    assert result.error is None and [item.kind for item in result.items] == ["image"]
+    assert result.warnings == ["not OCRed: Tesseract failed (exit 1): Error in pixReadStream: Unknown format"]
+
+
+def test_a_tesseract_past_its_time_is_a_timeout(tmp_path: Path) -> None:
+    tesseract = _fake_tesseract(tmp_path, "exec sleep 30")
+    with pytest.raises(OcrError, match=r"^OCR took longer than 1 s$"):
+        ocr_image(Image.new("L", (200, 100), 255), str(tesseract), "eng", 1)

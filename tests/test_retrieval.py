@@ -59,6 +59,16 @@ def test_hybrid_mode_ranks_when_words_and_meaning_agree(chain: RagChain) -> None
     assert sources_of(chain, "monthly rainfall in Seattle")[0] == "charts/rainfall.png"
 
 
+def test_clip_ranks_only_images_and_pages(chain: RagChain) -> None:
+    """CLIP is the cross-modal signal: text and tables get no CLIP vote, which would outvote the figures."""
+    documents = chain.retriever.invoke("monthly rainfall in Seattle", k=20)
+    assert {d.metadata["kind"] for d in documents} >= {"text", "image"}
+    for document in documents:
+        visual = document.metadata["kind"] in ("image", "page")
+        assert (document.metadata["clip_similarity"] is not None) == visual, document.metadata
+    assert chain.retriever.invoke("rainfall", mode="image", kinds=["text"], k=5) == []
+
+
 def test_filters_and_k_per_call(chain: RagChain) -> None:
     images = chain.retriever.invoke("rain", kinds=["image"], k=5)
     assert {d.metadata["kind"] for d in images} == {"image"} and len(images) == 2
