@@ -28,7 +28,7 @@ from lxml import etree
 
 from mmrag.core.errors import one_line
 from mmrag.indexer.items import BadFileError, Item, check_aspect
-from mmrag.indexer.office_charts import parse_xml
+from mmrag.indexer.office_package import parse_xml
 from mmrag.indexer.reading import PDFIUM_LOCK, Deadline, ExtractOptions
 
 NO_LIBREOFFICE_NOTE = "page images need LibreOffice (not installed: see README, Office files)"

@@ -1,4 +1,4 @@
-"""Native Office charts (DrawingML chartSpace parts): their data read from the XML, as text and as a picture.
+"""Native Office charts (DrawingML chartSpace parts): their data read from the XML as text (chart_drawing draws it).
 
 A chart part holds its type(s), title and series; each series names its categories and values by a worksheet
 reference ('Sheet1'!$B$2:$B$5) and usually a cache of them. When the cache is missing (openpyxl writes references
@@ -10,19 +10,16 @@ multi-level categories as one label per point ("2024 Q1"), from a cache as from 
 from __future__ import annotations
 
 import io
-import math
 import re
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import IO, Any
 
 from lxml import etree
-from PIL import Image
 
-from mmrag.core.errors import one_line
 from mmrag.indexer.items import BadFileError
+from mmrag.indexer.office_package import check_zip, parse_xml, reason
 from mmrag.indexer.tables import markdown_table
 
 C = "http://schemas.openxmlformats.org/drawingml/2006/chart"
@@ -56,22 +53,6 @@ _REFERENCE = re.compile(
     r"^(?:'(?P<quoted>(?:[^']|'')+)'|(?P<plain>[^'!]+))!\$?(?P<c0>[A-Z]{1,3})\$?(?P<r0>\d+)"
     r"(?::\$?(?P<c1>[A-Z]{1,3})\$?(?P<r1>\d+))?$"
 )
-
-
-def safe_parser() -> etree.XMLParser:
-    """An lxml parser that resolves no entities, loads no DTD and never touches the network."""
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-
-
-def parse_xml(data: bytes, part: str) -> Any:
-    """The root element of an XML part; a broken or DTD-bearing part is a BadFileError naming it."""
-    try:
-        root = etree.fromstring(data, parser=safe_parser())
-    except etree.XMLSyntaxError as e:
-        raise BadFileError(f"broken XML in {part}: {one_line(e.msg or str(e))}") from e
-    if root.getroottree().docinfo.doctype:
-        raise BadFileError(f"{part} declares a DTD (refused: entity expansion)")
-    return root
 
 
 @dataclass
@@ -303,34 +284,13 @@ def workbook_cells(source: str | IO[bytes], max_cells: int = MAX_POINTS) -> tupl
     return read, book.close
 
 
-def check_zip(source: str | IO[bytes], max_members: int, max_unzipped_bytes: int) -> None:
-    """Refuse a zip that holds too many members or declares more than `max_unzipped_bytes` unpacked, or whose XML
-    is broken or declares a DTD, before any library reads it (BadFileError: the reason)."""
-    try:
-        with zipfile.ZipFile(source) as archive:
-            members = archive.infolist()
-            if len(members) > max_members:
-                raise BadFileError(f"zip holds {len(members)} parts (more than {max_members}): refused")
-            total = sum(m.file_size for m in members)
-            if total > max_unzipped_bytes:
-                raise BadFileError(
-                    f"unpacks to {total / 2**20:.1f} MB, more than {max_unzipped_bytes / 2**20:g} MB "
-                    "(MMRAG_MAX_UNZIPPED_MB): possible zip bomb"
-                )
-            for member in members:
-                if member.filename.lower().endswith((".xml", ".rels")):
-                    parse_xml(archive.read(member), member.filename)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as e:
-        raise BadFileError(f"corrupt zip archive: {one_line(str(e)) or type(e).__name__}") from e
-
-
 class EmbeddedWorkbook:
     """A chart's embedded workbook (docx/pptx), opened on the first read of a reference without a cache (most
     charts carry caches and never need it), and only when it passes `check_zip`. One that is refused or cannot
     be opened reads as no cells and costs the chart's uncached values, with one warning naming `where`."""
 
-    def __init__(self, blob: bytes, max_members: int, max_unzipped_bytes: int, warnings: list[str], where: str) -> None:
-        self.blob, self.max_members, self.max_unzipped_bytes = blob, max_members, max_unzipped_bytes
+    def __init__(self, blob: bytes, max_unzipped_bytes: int, warnings: list[str], where: str) -> None:
+        self.blob, self.max_unzipped_bytes = blob, max_unzipped_bytes
         self.warnings, self.where = warnings, where
         self._cells: CellReader | None = None
         self._close: Callable[[], None] = lambda: None
@@ -340,117 +300,14 @@ class EmbeddedWorkbook:
         """A `CellReader`."""
         if self._cells is None and not self._failed:
             try:
-                check_zip(io.BytesIO(self.blob), self.max_members, self.max_unzipped_bytes)
+                check_zip(io.BytesIO(self.blob), self.max_unzipped_bytes)
                 self._cells, self._close = workbook_cells(io.BytesIO(self.blob))
             except Exception as e:  # openpyxl raises many types on a broken workbook
                 self._failed = True
-                reason = str(e) if isinstance(e, BadFileError) else f"{type(e).__name__}: {one_line(str(e))}"
-                self.warnings.append(f"{self.where}: embedded workbook not read ({reason}): uncached values left out")
+                self.warnings.append(
+                    f"{self.where}: embedded workbook not read ({reason(e)}): uncached values left out"
+                )
         return self._cells(sheet, r0, c0, r1, c1) if self._cells is not None else []
 
     def close(self) -> None:
         self._close()
-
-
-def draw_chart(chart: Chart, size: tuple[int, int] = (800, 600)) -> Image.Image:
-    """The chart drawn from its data (matplotlib, Agg): bars, lines, areas, pie/doughnut, scatter or radar, with
-    its title, category labels and a legend."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    chart = _literal(chart)
-    figure = Figure(figsize=(size[0] / 100, size[1] / 100), dpi=100)
-    canvas = FigureCanvasAgg(figure)
-    kind = chart.types[0] if chart.types else "column"
-    series = [s for s in chart.series if s.values][:20]
-    axes = figure.add_subplot(projection="polar") if kind == "radar" else figure.add_subplot()
-    if kind in ("pie", "doughnut") and series:
-        _pie(axes, series[0], doughnut=kind == "doughnut")
-    elif kind == "scatter":
-        for s in series:
-            axes.scatter(_numbers(s.categories, len(s.values)), _numbers(s.values), label=s.name or None, s=18)
-        axes.set_xlabel(chart.category_title[:60])
-    elif kind == "radar":
-        _radar(axes, series)
-    else:
-        _category_chart(axes, kind, series, chart.category_title)
-    if chart.title:
-        axes.set_title(chart.title[:120])
-    if len(series) > 1 and kind not in ("pie", "doughnut"):
-        axes.legend(fontsize="small")
-    figure.tight_layout()
-    canvas.draw()
-    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
-    figure.clear()
-    return image
-
-
-def _literal(chart: Chart) -> Chart:
-    """The chart with its dollar signs escaped, so matplotlib draws '$1k_$5k' as written instead of failing to
-    parse it as math (an escape, unlike rcParams, holds in every thread)."""
-
-    def plain(text: str) -> str:
-        return text.replace("$", r"\$")
-
-    series = [Series(plain(s.name), [plain(c) for c in s.categories], s.values) for s in chart.series]
-    return Chart(chart.types, plain(chart.title), plain(chart.category_title), series)
-
-
-def _numbers(texts: Sequence[str], n: int | None = None) -> list[float]:
-    def number(text: str, i: int) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            return float(i + 1) if n is not None else math.nan
-
-    numbers = [number(text, i) for i, text in enumerate(texts)]
-    return numbers + [float(i + 1) for i in range(len(numbers), n or 0)]
-
-
-def _category_chart(axes: Any, kind: str, series: Sequence[Series], category_title: str) -> None:
-    n = max(len(s.values) for s in series) if series else 0
-    labels = next((s.categories for s in series if s.categories), [])
-    positions = list(range(n))
-    width = 0.8 / max(len(series), 1)
-    for k, s in enumerate(series):
-        values = [0.0 if math.isnan(v) else v for v in _numbers(s.values)] + [0.0] * (n - len(s.values))
-        if kind == "column":
-            axes.bar([p - 0.4 + width * (k + 0.5) for p in positions], values, width, label=s.name or None)
-        elif kind == "bar":
-            axes.barh([p - 0.4 + width * (k + 0.5) for p in positions], values, width, label=s.name or None)
-        elif kind == "area":
-            axes.fill_between(positions, values, alpha=0.4, label=s.name or None)
-        else:
-            axes.plot(positions, values, marker="o", label=s.name or None)
-    step = max(n // 20, 1)
-    ticks = positions[::step]
-    names = [labels[p][:20] if p < len(labels) else "" for p in ticks]
-    if kind == "bar":
-        axes.set_yticks(ticks, names)
-        axes.set_ylabel(category_title[:60])
-    else:
-        axes.set_xticks(ticks, names, rotation=30 if n > 6 else 0, ha="right" if n > 6 else "center")
-        axes.set_xlabel(category_title[:60])
-
-
-def _pie(axes: Any, series: Series, doughnut: bool) -> None:
-    values = [max(v, 0.0) for v in _numbers(series.values) if not math.isnan(v)]
-    if not any(values):
-        return
-    labels = [series.categories[i][:20] if i < len(series.categories) else "" for i in range(len(values))]
-    wedges = {"width": 0.4} if doughnut else None
-    axes.pie(values, labels=labels, wedgeprops=wedges, autopct="%1.0f%%")
-    axes.axis("equal")
-
-
-def _radar(axes: Any, series: Sequence[Series]) -> None:
-    n = max((len(s.values) for s in series), default=0)
-    if n == 0:
-        return
-    angles = [2 * math.pi * i / n for i in range(n)] + [0.0]
-    for s in series:
-        values = [0.0 if math.isnan(v) else v for v in _numbers(s.values)] + [0.0] * (n - len(s.values))
-        axes.plot(angles, values + values[:1], label=s.name or None)
-        axes.fill(angles, values + values[:1], alpha=0.15)
-    labels = next((s.categories for s in series if s.categories), [])
-    axes.set_xticks(angles[:-1], [labels[i][:20] if i < len(labels) else "" for i in range(n)])

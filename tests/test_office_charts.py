@@ -13,7 +13,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from mmrag.indexer import office
+from mmrag.indexer import office_objects
 from mmrag.indexer.extract import ExtractOptions, extract_file
 from mmrag.indexer.items import FileResult, Item
 from mmrag.indexer.office_charts import read_chart
@@ -207,7 +207,7 @@ def test_a_chart_that_cannot_be_drawn_keeps_its_data(tmp_path, monkeypatch):
     def fail(chart: object) -> None:
         raise ValueError("cannot draw")
 
-    monkeypatch.setattr(office, "draw_chart", fail)
+    monkeypatch.setattr(office_objects, "draw_chart", fail)
     result = extract_file(_xlsx_chart(tmp_path, "Customers by band"), "sha", OPTIONS)
     (chart,) = _charts(result)
     assert chart.kind == "text" and chart.image is None

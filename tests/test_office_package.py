@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mmrag.indexer.items import BadFileError
-from mmrag.indexer.office import check_package
+from mmrag.indexer.office_package import check_package
 from mmrag.indexer.reading import Deadline, ExtractOptions
 
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
