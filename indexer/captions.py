@@ -67,6 +67,12 @@ def caption_label(text: str) -> Label | None:
     return Label(text=label, number=number, table=bool(_TABLE.match(word)), strong=strong)
 
 
+def caption_of(text: str, table: bool) -> Label | None:
+    """The label of `text` when it is a table's (else a figure's) caption: a strong label of that kind."""
+    label = caption_label(text)
+    return label if label is not None and label.strong and label.table == table else None
+
+
 class References:
     """The body sentences of a document that refer to figures and tables ('as shown in Figure 3'), indexed once by
     what they name, so a document of a thousand figures is read once, not once per figure."""

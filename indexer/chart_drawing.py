@@ -11,15 +11,18 @@ from PIL import Image
 
 from mmrag.indexer.office_charts import Chart, Series
 
+SIZE = (800, 600)
+"""A drawn chart's width and height in pixels."""
 
-def draw_chart(chart: Chart, size: tuple[int, int] = (800, 600)) -> Image.Image:
+
+def draw_chart(chart: Chart) -> Image.Image:
     """The chart drawn from its data (matplotlib, Agg): bars, lines, areas, pie/doughnut, scatter or radar, with
     its title, category labels and a legend."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     chart = _literal(chart)
-    figure = Figure(figsize=(size[0] / 100, size[1] / 100), dpi=100)
+    figure = Figure(figsize=(SIZE[0] / 100, SIZE[1] / 100), dpi=100)  # not pyplot's: nothing holds it after
     canvas = FigureCanvasAgg(figure)
     kind = chart.types[0] if chart.types else "column"
     series = [s for s in chart.series if s.values][:20]
@@ -40,9 +43,7 @@ def draw_chart(chart: Chart, size: tuple[int, int] = (800, 600)) -> Image.Image:
         axes.legend(fontsize="small")
     figure.tight_layout()
     canvas.draw()
-    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
-    figure.clear()
-    return image
+    return Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
 
 
 def _literal(chart: Chart) -> Chart:
@@ -67,13 +68,23 @@ def _numbers(texts: Sequence[str], n: int | None = None) -> list[float]:
     return numbers + [float(i + 1) for i in range(len(numbers), n or 0)]
 
 
+def _padded(texts: Sequence[str], n: int) -> list[float]:
+    """A series' values as numbers to draw, one per point of `n`: what is not a number, or missing, drawn as 0."""
+    return [0.0 if math.isnan(v) else v for v in _numbers(texts)] + [0.0] * (n - len(texts))
+
+
+def _label(labels: Sequence[str], i: int) -> str:
+    """The label of point `i`, cut to 20 characters; blank past the labels."""
+    return labels[i][:20] if i < len(labels) else ""
+
+
 def _category_chart(axes: Any, kind: str, series: Sequence[Series], category_title: str) -> None:
     n = max(len(s.values) for s in series) if series else 0
     labels = next((s.categories for s in series if s.categories), [])
     positions = list(range(n))
     width = 0.8 / max(len(series), 1)
     for k, s in enumerate(series):
-        values = [0.0 if math.isnan(v) else v for v in _numbers(s.values)] + [0.0] * (n - len(s.values))
+        values = _padded(s.values, n)
         if kind == "column":
             axes.bar([p - 0.4 + width * (k + 0.5) for p in positions], values, width, label=s.name or None)
         elif kind == "bar":
@@ -84,7 +95,7 @@ def _category_chart(axes: Any, kind: str, series: Sequence[Series], category_tit
             axes.plot(positions, values, marker="o", label=s.name or None)
     step = max(n // 20, 1)
     ticks = positions[::step]
-    names = [labels[p][:20] if p < len(labels) else "" for p in ticks]
+    names = [_label(labels, p) for p in ticks]
     if kind == "bar":
         axes.set_yticks(ticks, names)
         axes.set_ylabel(category_title[:60])
@@ -97,7 +108,7 @@ def _pie(axes: Any, series: Series, doughnut: bool) -> None:
     values = [max(v, 0.0) for v in _numbers(series.values) if not math.isnan(v)]
     if not any(values):
         return
-    labels = [series.categories[i][:20] if i < len(series.categories) else "" for i in range(len(values))]
+    labels = [_label(series.categories, i) for i in range(len(values))]
     wedges = {"width": 0.4} if doughnut else None
     axes.pie(values, labels=labels, wedgeprops=wedges, autopct="%1.0f%%")
     axes.axis("equal")
@@ -109,8 +120,8 @@ def _radar(axes: Any, series: Sequence[Series]) -> None:
         return
     angles = [2 * math.pi * i / n for i in range(n)] + [0.0]
     for s in series:
-        values = [0.0 if math.isnan(v) else v for v in _numbers(s.values)] + [0.0] * (n - len(s.values))
+        values = _padded(s.values, n)
         axes.plot(angles, values + values[:1], label=s.name or None)
         axes.fill(angles, values + values[:1], alpha=0.15)
     labels = next((s.categories for s in series if s.categories), [])
-    axes.set_xticks(angles[:-1], [labels[i][:20] if i < len(labels) else "" for i in range(n)])
+    axes.set_xticks(angles[:-1], [_label(labels, i) for i in range(n)])

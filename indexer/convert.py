@@ -19,17 +19,15 @@ import signal
 import subprocess
 import tempfile
 import threading
-import time
 import zipfile
-import zlib
 from pathlib import Path
 
 from lxml import etree
 
-from mmrag.core.errors import one_line
-from mmrag.indexer.items import BadFileError, Item, check_aspect
-from mmrag.indexer.office_package import parse_xml
-from mmrag.indexer.reading import PDFIUM_LOCK, Deadline, ExtractOptions
+from mmrag.core.errors import error_text, one_line
+from mmrag.indexer.items import BadFileError, Item
+from mmrag.indexer.office_package import ZIP_ERRORS, parse_xml
+from mmrag.indexer.reading import PDFIUM_LOCK, Deadline, ExtractOptions, page_image, page_text
 
 NO_LIBREOFFICE_NOTE = "page images need LibreOffice (not installed: see README, Office files)"
 
@@ -56,6 +54,8 @@ mean never)."""
 BLANK_TARGET = "about:blank"
 """Where the converted copy's external relationships point."""
 _URL = re.compile(r"^\s*(?:[A-Za-z][A-Za-z0-9+.-]*:|[/\\]{2})")
+_COPIED_AS_IS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+"""Compression methods LibreOffice reads: a package with a part compressed otherwise is rewritten with deflate."""
 
 
 class _Profile:
@@ -70,18 +70,23 @@ class _Profile:
     def get(self) -> Path:
         """The profile folder (the caller holds `lock`); a fresh one in a forked child."""
         if self.path is None or self.pid != os.getpid():
+            if self.pid == -1:  # once: a forked child inherits it, and `remove` there spares the parent's profile
+                atexit.register(self.remove)
             self.path = Path(tempfile.mkdtemp(prefix="mmrag-libreoffice-"))
             self.pid = os.getpid()
-            atexit.register(shutil.rmtree, self.path, True)
             (self.path / "user").mkdir()
             (self.path / "user" / "registrymodifications.xcu").write_text(PROFILE_SETTINGS, encoding="utf-8")
         return self.path
 
     def discard(self) -> None:
         """Forget a profile a killed LibreOffice may have left half-written: the next conversion makes a new one."""
+        self.remove()
+        self.path = None
+
+    def remove(self) -> None:
+        """Remove the profile folder if this process made it (a forked child's copy of `path` is its parent's)."""
         if self.path is not None and self.pid == os.getpid():
             shutil.rmtree(self.path, ignore_errors=True)
-        self.path = None
 
 
 _PROFILE = _Profile()
@@ -113,11 +118,10 @@ def _convert(program: str, path: Path, tmp: Path, deadline: Deadline) -> Path:
     rendering and the other items); BadFileError when LibreOffice fails or runs out of time."""
     copy = tmp / ("document" + _suffix(path))
     _unlinked_copy(path, copy)
-    budget = max((deadline.end - time.monotonic()) * 0.75, 1.0)
+    budget = Deadline(max(deadline.left() * 0.75, 1.0))
     out = tmp / "out"
-    started = time.monotonic()
-    if not _PROFILE.lock.acquire(timeout=budget):
-        raise BadFileError(f"LibreOffice was busy for {budget:.0f} s")
+    if not _PROFILE.lock.acquire(timeout=budget.seconds):
+        raise BadFileError(f"LibreOffice was busy for {budget.seconds:.0f} s")
     try:
         profile = _PROFILE.get()
         command = [
@@ -135,7 +139,7 @@ def _convert(program: str, path: Path, tmp: Path, deadline: Deadline) -> Path:
             str(out),
             str(copy),
         ]
-        _run(command, budget - (time.monotonic() - started), tmp)
+        _run(command, budget.left(), tmp)
     finally:
         _PROFILE.lock.release()
     pdf = out / (copy.stem + ".pdf")
@@ -147,29 +151,50 @@ def _convert(program: str, path: Path, tmp: Path, deadline: Deadline) -> Path:
 def _unlinked_copy(path: Path, copy: Path) -> None:
     """`path` written to `copy` with every relationship to something outside the package (TargetMode External, or
     a target that is a URL) pointed at about:blank, every other part unchanged: LibreOffice fetches what they link
-    to (a picture at http://... or file:///...) while it converts, and would draw it into the page image."""
+    to (a picture at http://... or file:///...) while it converts, and would draw it into the page image. Only the
+    relationship parts are read first: a package with no such link is copied byte for byte."""
     if not zipfile.is_zipfile(path):
         raise BadFileError("not an Office file (not a zip archive)")
     try:
-        with zipfile.ZipFile(path) as source, zipfile.ZipFile(copy, "w") as target:
-            for info in source.infolist():
-                entry = zipfile.ZipInfo(info.filename)
-                entry.compress_type = (
-                    zipfile.ZIP_STORED if info.compress_type == zipfile.ZIP_STORED else zipfile.ZIP_DEFLATED
-                )
-                if info.filename.lower().endswith(".rels"):
-                    target.writestr(entry, _unlinked(source.read(info), info.filename))
-                elif info.is_dir():
-                    target.writestr(entry, b"")
-                else:
-                    with (
-                        source.open(info) as src,
-                        target.open(entry, "w", force_zip64=info.file_size >= zipfile.ZIP64_LIMIT) as dst,
-                    ):
-                        shutil.copyfileobj(src, dst, 1 << 20)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, RuntimeError, zlib.error) as e:
-        detail = one_line(str(e))
-        raise BadFileError(f"corrupt zip archive ({type(e).__name__}{': ' + detail if detail else ''})") from e
+        with zipfile.ZipFile(path) as source:
+            unlinked = _unlinked_parts(source)
+            if not unlinked and all(info.compress_type in _COPIED_AS_IS for info in source.infolist()):
+                shutil.copyfile(path, copy)
+                return
+            _rewrite(source, copy, unlinked)
+    except ZIP_ERRORS as e:
+        raise BadFileError(f"corrupt zip archive ({error_text(e)})") from e
+
+
+def _unlinked_parts(source: zipfile.ZipFile) -> dict[zipfile.ZipInfo, bytes]:
+    """The relationship parts (*.rels) that link outside the package, each with those links pointed nowhere."""
+    changed: dict[zipfile.ZipInfo, bytes] = {}
+    for info in source.infolist():
+        if info.filename.lower().endswith(".rels"):
+            data = source.read(info)
+            if (unlinked := _unlinked(data, info.filename)) is not data:
+                changed[info] = unlinked
+    return changed
+
+
+def _rewrite(source: zipfile.ZipFile, copy: Path, replaced: dict[zipfile.ZipInfo, bytes]) -> None:
+    """The package written to `copy` part by part (stored or deflated), with the `replaced` parts' new bytes."""
+    with zipfile.ZipFile(copy, "w") as target:
+        for info in source.infolist():
+            entry = zipfile.ZipInfo(info.filename)
+            entry.compress_type = (
+                zipfile.ZIP_STORED if info.compress_type == zipfile.ZIP_STORED else zipfile.ZIP_DEFLATED
+            )
+            if info in replaced:
+                target.writestr(entry, replaced[info])
+            elif info.is_dir():
+                target.writestr(entry, b"")
+            else:
+                with (
+                    source.open(info) as src,
+                    target.open(entry, "w", force_zip64=info.file_size >= zipfile.ZIP64_LIMIT) as dst,
+                ):
+                    shutil.copyfileobj(src, dst, 1 << 20)
 
 
 def _unlinked(data: bytes, part: str) -> bytes:
@@ -224,12 +249,13 @@ def _run(command: list[str], timeout_s: float, home: Path) -> None:
         cwd=home,
         start_new_session=True,
     )
+    timeout_s = max(timeout_s, 1.0)
     try:
-        output, _ = process.communicate(timeout=max(timeout_s, 1.0))
+        output, _ = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired as e:
         _kill_group(process)
         _PROFILE.discard()  # a killed LibreOffice may leave its profile half-written
-        raise BadFileError(f"LibreOffice took longer than {max(timeout_s, 1.0):.0f} s to convert it") from e
+        raise BadFileError(f"LibreOffice took longer than {timeout_s:.0f} s to convert it") from e
     finally:
         _kill_group(process)  # anything it left running (a helper process) goes with it
     if process.returncode != 0:
@@ -262,7 +288,7 @@ def _render(pdf_path: Path, options: ExtractOptions, deadline: Deadline, warning
                 which = f"images {first}-{total}" if total > first else f"image {first}"
                 warnings.append(f"page {which} left out (MMRAG_MAX_PDF_PAGES={options.max_pdf_pages})")
             for number in range(1, min(total, options.max_pdf_pages) + 1):
-                if time.monotonic() > deadline.end:
+                if deadline.left() < 0:
                     warnings.append(f"page images from page {number} on left out: out of time")
                     break
                 try:
@@ -276,8 +302,6 @@ def _render(pdf_path: Path, options: ExtractOptions, deadline: Deadline, warning
 
 def _page(pdf: object, number: int, options: ExtractOptions) -> Item:
     page = pdf[number - 1]  # type: ignore[index]
-    width, height = page.get_size()
-    check_aspect(max(round(width), 1), max(round(height), 1), options.max_aspect_ratio)
-    image = page.render(scale=options.page_long_side / max(width, height, 1)).to_pil().convert("RGB")
-    text = page.get_textpage().get_text_range().replace("\r\n", "\n").strip()[: options.max_text_bytes]
+    image = page_image(page, options)
+    text = page_text(page.get_textpage())[: options.max_text_bytes]
     return Item(kind="page", locator=f"page:{number}", text=text, image=image, page=number)

@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlparse
 from bs4 import BeautifulSoup, NavigableString, Tag
 
 from mmrag.core.filetypes import HTML_SUFFIXES, IMAGE_SUFFIXES, MARKDOWN_SUFFIXES
-from mmrag.indexer.captions import caption_label
+from mmrag.indexer.captions import caption_label, caption_of
 from mmrag.indexer.tables import is_table, markdown_table
 
 MAX_TABLE_CHARS = 8000
@@ -292,8 +292,7 @@ def _sibling(element: Tag, after: bool) -> Tag | None:
 def _is_caption(element: Tag, claimed: set[int], table: bool) -> bool:
     if id(element) in claimed or element.name in ("table", "figure"):
         return False
-    label = caption_label(_words(element)[:200])
-    return label is not None and label.strong and label.table == table
+    return caption_of(_words(element)[:200], table) is not None
 
 
 def _table(element: Tag) -> Table | None:

@@ -24,7 +24,7 @@ from mmrag.core.filetypes import (
     SVG_SUFFIXES,
     TEXT_SUFFIXES,
 )
-from mmrag.indexer.items import BadFileError, FileResult, Item, check_aspect, display_path
+from mmrag.indexer.items import BadFileError, FileResult, Item, display_path
 from mmrag.indexer.reading import (
     PDFIUM_LOCK,
     Deadline,
@@ -33,6 +33,9 @@ from mmrag.indexer.reading import (
     chunk_text,
     failure_reason,
     load_image,
+    page_image,
+    page_scale,
+    page_text,
 )
 
 if TYPE_CHECKING:
@@ -104,7 +107,8 @@ def _items(
     if suffix in IMAGE_SUFFIXES:
         return _image_items(path, options, deadline, warnings, notes)
     if suffix in PDF_SUFFIXES:
-        return _pdf_items(path, options, pages, deadline, warnings, notes)
+        with PDFIUM_LOCK:
+            return _pdf_items(path, options, pages, deadline, warnings, notes)
     if suffix in TEXT_SUFFIXES:
         return _text_items(path, options, deadline, warnings)
     if suffix in OFFICE_SUFFIXES:
@@ -145,15 +149,15 @@ def _image_items(
     deadline.check()
     full = load_image(path, options.max_pixels, options.max_aspect_ratio)  # OCR reads the full resolution
     try:
-        read = ocr_image(prepare(full), options.tesseract, options.ocr_language, deadline.end - time.monotonic())
+        text = ocr_image(prepare(full), options.tesseract, options.ocr_language, deadline.left())
     except OcrError as e:
         deadline.check()
         warnings.append(f"not OCRed: {e}")
         return [item]
-    item.text = "\n".join(part for part in (caption, read.text[:1000]) if part)
+    item.text = "\n".join(part for part in (caption, text[:1000]) if part)
     chunks = [
         Item(kind="text", locator=f"ocr:chunk:{i}", text=chunk, chunk=i, origin="ocr")
-        for i, chunk in enumerate(chunk_text(read.text, options))
+        for i, chunk in enumerate(chunk_text(text, options))
     ]
     return [item, *chunks]
 
@@ -329,19 +333,8 @@ def _pdf_items(
     warnings: list[str],
     notes: list[str],
 ) -> list[Item]:
-    with PDFIUM_LOCK:
-        return _pdf_items_locked(path, options, pages, deadline, warnings, notes)
-
-
-def _pdf_items_locked(
-    path: Path,
-    options: ExtractOptions,
-    pages: tuple[int, int] | None,
-    deadline: Deadline,
-    warnings: list[str],
-    notes: list[str],
-) -> list[Item]:
-    """The pages' items; pages with no text layer are OCRed when Tesseract is there, else listed in one note."""
+    """The pages' items; pages with no text layer are OCRed when Tesseract is there, else listed in one note.
+    The caller holds the PDFium lock."""
     import pypdfium2 as pdfium
 
     from mmrag.indexer.ocr import OcrLanguageError, unread_note
@@ -470,37 +463,27 @@ def _page_items(
     labels) goes to `body`, where references to figures are looked for. A page with no text layer (a scan) is
     OCRed when Tesseract is there (its text items origin 'ocr'), else its number goes to `unread`; a blank one
     is neither."""
-    from mmrag.indexer.ocr import OcrError, is_blank, no_text_layer, ocr_page, tesseract_ready
+    from mmrag.indexer.ocr import is_blank, no_text_layer
 
     page = pdf[number - 1]
     textpage = page.get_textpage()
-    text = textpage.get_text_range().replace("\r\n", "\n").strip()
+    text = page_text(textpage)
     if len(text) > options.max_text_bytes:
         text = text[: options.max_text_bytes]
         warnings.append(f"page {number}: text after {options.max_text_bytes} characters not indexed")
-    width, height = page.get_size()
-    scale = options.page_long_side / max(width, height, 1)
+    scale = page_scale(page, options.page_long_side)
     rendered = None
     try:
-        check_aspect(max(round(width), 1), max(round(height), 1), options.max_aspect_ratio)
-        rendered = page.render(scale=scale).to_pil().convert("RGB")
+        rendered = page_image(page, options)
     except BadFileError as e:
         warnings.append(f"page {number}: page image left out: {e}")
     deadline.check()
     origin = None
     if no_text_layer(text) and not (rendered is not None and is_blank(rendered)):
-        if not (options.ocr and tesseract_ready(options.tesseract)):
-            unread.append(number)
-        else:
-            try:
-                left = deadline.end - time.monotonic()
-                read = ocr_page(page, options.max_pixels, options.tesseract, options.ocr_language, left)
-            except OcrError as e:
-                deadline.check()
-                warnings.append(f"page {number}: not OCRed: {e}")
-            else:
-                text, origin = read.text, "ocr"
-                body.append(text)
+        ocred = _ocr_page(page, number, options, deadline, warnings, unread)
+        if ocred is not None:
+            text, origin = ocred, "ocr"
+            body.append(text)
     items = []
     if rendered is not None:
         items.append(
@@ -518,6 +501,24 @@ def _page_items(
         except Exception as e:  # the page's figures are lost, not its text and image
             warnings.append(f"page {number}: figures not read: {failure_reason(e)}")
     return items
+
+
+def _ocr_page(
+    page: Any, number: int, options: ExtractOptions, deadline: Deadline, warnings: list[str], unread: list[int]
+) -> str | None:
+    """The text Tesseract reads on a page with no text layer; None when it is not read: OCR off or Tesseract not
+    there (the page's number goes to `unread`), or Tesseract failed (a warning)."""
+    from mmrag.indexer.ocr import OcrError, ocr_page, tesseract_ready
+
+    if not (options.ocr and tesseract_ready(options.tesseract)):
+        unread.append(number)
+        return None
+    try:
+        return ocr_page(page, options.max_pixels, options.tesseract, options.ocr_language, deadline.left())
+    except OcrError as e:
+        deadline.check()
+        warnings.append(f"page {number}: not OCRed: {e}")
+        return None
 
 
 def _pdf_figures(

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import threading
-from dataclasses import dataclass
 
 from PIL import Image, ImageFilter, ImageOps
 
@@ -21,6 +20,8 @@ from mmrag.indexer.items import BadFileError
 OCR_DPI = 300
 """Tesseract reads body text best at about 300 dpi: pages are rendered at it, small images upscaled towards it."""
 
+_CONFIG = "--oem 1 --psm 3"
+"""The LSTM engine, automatic page layout."""
 _PYTESSERACT_LOCK = threading.Lock()
 """pytesseract takes its program and environment from module globals: one call at a time sets and uses them."""
 
@@ -31,14 +32,6 @@ class OcrLanguageError(BadFileError, ConfigError):
 
 class OcrError(BadFileError):
     """Tesseract failed or ran out of time on one image (that image's text is lost, not the file)."""
-
-
-@dataclass(frozen=True)
-class OcrText:
-    text: str
-    """Lines as Tesseract found them (words joined by spaces), paragraphs separated by a blank line."""
-    confidence: float | None
-    """Mean word confidence, 0-100 (None: no words)."""
 
 
 @functools.cache
@@ -79,8 +72,8 @@ def check_language(cmd: str, language: str) -> None:
 
 
 def check_setup(enabled: bool, cmd: str, language: str) -> None:
-    """Before a run: when OCR is on and Tesseract is there, refuse a language it lacks (OcrLanguageError, a
-    ConfigError: one line, exit 1) rather than fail every scanned file with it."""
+    """Before a run: when OCR is on (of scanned pages or of images) and Tesseract is there, refuse a language it
+    lacks (OcrLanguageError, a ConfigError: one line, exit 1) rather than fail every scanned file with it."""
     if enabled and tesseract_ready(cmd):
         check_language(cmd, language)
 
@@ -115,15 +108,14 @@ def _flatten_background(gray: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(flat, 0, 255).astype(np.uint8), "L")
 
 
-def ocr_image(image: Image.Image, cmd: str, language: str, timeout_s: float, *, page: bool = True) -> OcrText:
-    """The text Tesseract reads in `image` (already `prepare`d): `page` for a page of text (automatic layout,
-    --psm 3), else a picture with text scattered in it (--psm 11: sparse text). Raises OcrError when Tesseract
-    fails or takes longer than `timeout_s`, OcrLanguageError for a language it does not have."""
+def ocr_image(image: Image.Image, cmd: str, language: str, timeout_s: float) -> str:
+    """The text Tesseract reads in `image` (already `prepare`d) as a page of text: lines as it found them (words
+    joined by spaces), paragraphs separated by a blank line. Raises OcrError when Tesseract fails or takes longer
+    than `timeout_s`, OcrLanguageError for a language it does not have."""
     import pytesseract
     from pytesseract import pytesseract as runner
 
     check_language(cmd, language)
-    config = "--oem 1 --psm 3" if page else "--oem 1 --psm 11"
     timeout = max(int(timeout_s), 1)
     with _PYTESSERACT_LOCK:
         saved = runner.tesseract_cmd, runner.environ
@@ -132,7 +124,7 @@ def ocr_image(image: Image.Image, cmd: str, language: str, timeout_s: float, *, 
         runner.environ = os.environ | {"OMP_THREAD_LIMIT": os.environ.get("OMP_THREAD_LIMIT", "1")}
         try:
             data = pytesseract.image_to_data(
-                image, lang=language, config=config, timeout=timeout, output_type=pytesseract.Output.DICT
+                image, lang=language, config=_CONFIG, timeout=timeout, output_type=pytesseract.Output.DICT
             )
         except pytesseract.TesseractError as e:  # a RuntimeError: caught before pytesseract's timeout below
             detail = one_line(str(e.message))
@@ -146,22 +138,19 @@ def ocr_image(image: Image.Image, cmd: str, language: str, timeout_s: float, *, 
     return _text_of(data)
 
 
-def _text_of(data: dict[str, list[object]]) -> OcrText:
-    """Words back into lines and paragraphs (Tesseract's TSV numbers blocks, paragraphs and lines)."""
+def _text_of(data: dict[str, list[object]]) -> str:
+    """Words back into lines and paragraphs (Tesseract's TSV numbers blocks, paragraphs and lines); a word with a
+    negative confidence is not a word (Tesseract's empty boxes)."""
     paragraphs: dict[tuple[int, int], dict[int, list[str]]] = {}
-    confidences: list[float] = []
     for i, word in enumerate(data["text"]):
         word = str(word).strip()
-        confidence = float(str(data["conf"][i]))
-        if not word or confidence < 0:
+        if not word or float(str(data["conf"][i])) < 0:
             continue
         key = (int(str(data["block_num"][i])), int(str(data["par_num"][i])))
         paragraphs.setdefault(key, {}).setdefault(int(str(data["line_num"][i])), []).append(word)
-        confidences.append(confidence)
-    text = "\n\n".join(
+    return "\n\n".join(
         "\n".join(" ".join(words) for _, words in sorted(lines.items())) for _, lines in sorted(paragraphs.items())
     )
-    return OcrText(text=text, confidence=sum(confidences) / len(confidences) if confidences else None)
 
 
 def render_page(page: object, max_pixels: int) -> tuple[Image.Image, float]:
@@ -201,7 +190,7 @@ def page_ranges(pages: list[int]) -> str:
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
-def ocr_page(page: object, max_pixels: int, cmd: str, language: str, timeout_s: float) -> OcrText:
+def ocr_page(page: object, max_pixels: int, cmd: str, language: str, timeout_s: float) -> str:
     """The text of a pypdfium2 page read from its pixels (rendered at 300 dpi, then `prepare`d). The caller holds
     the PDFium lock."""
     image, dpi = render_page(page, max_pixels)

@@ -11,10 +11,9 @@ Locators: a document's 'chunk:i', 'table:i', 'figure:i', 'chart:i'; a presentati
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-from mmrag.core.errors import one_line
+from mmrag.core.errors import error_text, one_line
 from mmrag.indexer.items import BadFileError, Item
 from mmrag.indexer.office_docx import docx_items
 from mmrag.indexer.office_package import check_package
@@ -31,14 +30,15 @@ def office_items(
 ) -> list[Item]:
     """The items of a .docx, .pptx or .xlsx; a file that cannot be read safely raises BadFileError (its reason)."""
     suffix = path.suffix.lower()
-    check_package(path, options, deadline, warnings)
-    readers: dict[str, Callable[[Path, ExtractOptions, Deadline, list[str]], list[Item]]] = {
-        ".docx": docx_items,
-        ".pptx": pptx_items,
-        ".xlsx": xlsx_items,
-    }
+    check_package(path, options.max_unzipped_bytes, deadline, warnings)
+    shown: list[int] = []  # a presentation's slides that LibreOffice prints (not hidden), by number
     try:
-        items = readers[suffix](path, options, deadline, warnings)
+        if suffix == ".docx":
+            items = docx_items(path, options, deadline, warnings)
+        elif suffix == ".pptx":
+            items = pptx_items(path, options, deadline, warnings, shown)
+        else:
+            items = xlsx_items(path, options, deadline, warnings)
     except BadFileError:
         raise
     except Exception as e:  # python-docx/pptx/openpyxl raise many types on a corrupt package
@@ -48,7 +48,7 @@ def office_items(
 
         pages = office_pages(path, options, deadline, warnings, notes)
         if suffix == ".pptx":
-            _number_by_slide(pages, _shown_slides(path))
+            _number_by_slide(pages, shown)
         link_pages(items, pages, by_slide=suffix == ".pptx")
         items += pages
     return items
@@ -57,19 +57,11 @@ def office_items(
 def _library_reason(error: Exception, suffix: str) -> str:
     what = _NAMES[suffix]
     detail = one_line(str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error))
-    if "macroEnabled" in detail:
+    if "macroEnabled" in str(error):  # after the file's path, which may push it past one_line's cut
         return f"macro-enabled {what} ({_MACRO_SUFFIXES[suffix]} content under a {suffix} name) is not read"
     if isinstance(error, KeyError):
         return f"corrupt {what}: missing part ({detail})"
-    return f"corrupt {what}: {type(error).__name__}{': ' + detail if detail else ''}"
-
-
-def _shown_slides(path: Path) -> list[int]:
-    """The numbers of the slides a presentation shows, in order: LibreOffice prints no hidden slide."""
-    from pptx import Presentation
-
-    slides = Presentation(str(path)).slides
-    return [number for number, slide in enumerate(slides, start=1) if slide._element.get("show") not in ("0", "false")]
+    return f"corrupt {what}: {error_text(error)}"
 
 
 def _number_by_slide(pages: list[Item], shown: list[int]) -> None:

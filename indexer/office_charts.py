@@ -20,6 +20,7 @@ from lxml import etree
 
 from mmrag.indexer.items import BadFileError
 from mmrag.indexer.office_package import check_zip, parse_xml, reason
+from mmrag.indexer.reading import Deadline, TimeLimitError
 from mmrag.indexer.tables import markdown_table
 
 C = "http://schemas.openxmlformats.org/drawingml/2006/chart"
@@ -127,12 +128,10 @@ def read_chart(xml: bytes, part: str, cells: CellReader | None) -> Chart:
         dates = _Dates(epoch, axis=any(ax.get("val") in date_axes for ax in group.findall("c:axId", NS)))
         for ser in group.findall("c:ser", NS):
             chart.series.append(_series(ser, cells, dates))
-    for axis in plot.findall("c:catAx", NS) + plot.findall("c:dateAx", NS) + plot.findall("c:valAx", NS)[:1]:
-        if "scatter" not in chart.types and axis.tag == f"{{{C}}}valAx":
-            break
-        if (title := _title(axis.find("c:title", NS), cells)) != "":
-            chart.category_title = title
-            break
+    values = plot.findall("c:valAx", NS)[:1] if "scatter" in chart.types else []  # a scatter's X axis
+    axes = plot.findall("c:catAx", NS) + plot.findall("c:dateAx", NS) + values
+    titles = (_title(axis.find("c:title", NS), cells) for axis in axes)
+    chart.category_title = next((title for title in titles if title), "")
     if not chart.series:
         raise BadFileError(f"{part} has no data series")
     return chart
@@ -269,39 +268,50 @@ def cell_text(value: object) -> str:
     return str(value)
 
 
-def workbook_cells(source: str | IO[bytes], max_cells: int = MAX_POINTS) -> tuple[CellReader, Callable[[], None]]:
-    """A CellReader over a workbook's cached cell values (openpyxl, read-only), and the function that closes it."""
+def open_workbook(source: str | IO[bytes]) -> Any:
+    """A workbook opened read-only with its cached cell values (what Excel last computed, never a formula):
+    what a sheet's tables and a chart's uncached references read."""
     from openpyxl import load_workbook
 
-    book = load_workbook(source, read_only=True, data_only=True)
+    return load_workbook(source, read_only=True, data_only=True)
+
+
+def cell_reader(book: Any) -> CellReader:
+    """A CellReader over an open workbook (`open_workbook`), at most MAX_POINTS cells per reference."""
 
     def read(sheet: str, r0: int, c0: int, r1: int, c1: int) -> list[str]:
         if sheet not in book.sheetnames:
             return []
         rows = book[sheet].iter_rows(min_row=r0, max_row=r1, min_col=c0, max_col=c1, values_only=True)
-        return [cell_text(value) for row in rows for value in row][:max_cells]
+        return [cell_text(value) for row in rows for value in row][:MAX_POINTS]
 
-    return read, book.close
+    return read
 
 
 class EmbeddedWorkbook:
     """A chart's embedded workbook (docx/pptx), opened on the first read of a reference without a cache (most
-    charts carry caches and never need it), and only when it passes `check_zip`. One that is refused or cannot
-    be opened reads as no cells and costs the chart's uncached values, with one warning naming `where`."""
+    charts carry caches and never need it), and only when it passes `check_zip` within the file's deadline. One
+    that is refused or cannot be opened reads as no cells and costs the chart's uncached values, with one warning
+    naming `where`; the deadline passing fails the file (TimeLimitError)."""
 
-    def __init__(self, blob: bytes, max_unzipped_bytes: int, warnings: list[str], where: str) -> None:
-        self.blob, self.max_unzipped_bytes = blob, max_unzipped_bytes
+    def __init__(
+        self, blob: bytes, max_unzipped_bytes: int, deadline: Deadline, warnings: list[str], where: str
+    ) -> None:
+        self.blob, self.max_unzipped_bytes, self.deadline = blob, max_unzipped_bytes, deadline
         self.warnings, self.where = warnings, where
+        self._book: Any = None
         self._cells: CellReader | None = None
-        self._close: Callable[[], None] = lambda: None
         self._failed = False
 
     def read(self, sheet: str, r0: int, c0: int, r1: int, c1: int) -> list[str]:
         """A `CellReader`."""
         if self._cells is None and not self._failed:
             try:
-                check_zip(io.BytesIO(self.blob), self.max_unzipped_bytes)
-                self._cells, self._close = workbook_cells(io.BytesIO(self.blob))
+                check_zip(io.BytesIO(self.blob), self.max_unzipped_bytes, self.deadline)
+                self._book = open_workbook(io.BytesIO(self.blob))
+                self._cells = cell_reader(self._book)
+            except TimeLimitError:
+                raise
             except Exception as e:  # openpyxl raises many types on a broken workbook
                 self._failed = True
                 self.warnings.append(
@@ -310,4 +320,5 @@ class EmbeddedWorkbook:
         return self._cells(sheet, r0, c0, r1, c1) if self._cells is not None else []
 
     def close(self) -> None:
-        self._close()
+        if self._book is not None:
+            self._book.close()

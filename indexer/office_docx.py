@@ -72,7 +72,8 @@ def docx_items(path: Path, options: ExtractOptions, deadline: Deadline, warnings
             items += tables
             counts["table"] += len(tables)
         for drawing in block.drawings:
-            items += _docx_drawing(document, drawing, [block.text, after, before], counts, options, warnings, limit)
+            near = [block.text, after, before]
+            items += _docx_drawing(document, drawing, near, counts, options, deadline, warnings, limit)
     return items
 
 
@@ -144,6 +145,7 @@ def _docx_drawing(
     near: list[str],
     counts: dict[str, int],
     options: ExtractOptions,
+    deadline: Deadline,
     warnings: list[str],
     limit: Limit,
 ) -> list[Item]:
@@ -160,7 +162,7 @@ def _docx_drawing(
         if graphic.kind == "chart":
             find = functools.partial(_related_part, document.part, graphic.element.get(f"{{{R}}}id", ""))
             place = Place(f"chart:{counts['chart']}", name, caption, label)
-            item = part_chart_item(find, place, warnings, options.max_unzipped_bytes)
+            item = part_chart_item(find, place, warnings, options.max_unzipped_bytes, deadline)
             counts["chart"] += item is not None
         elif graphic.kind == "picture":
             item = _docx_picture(document, graphic, name, caption, label, counts["figure"], options, warnings)

@@ -4,17 +4,18 @@ native chart items, and the charts, pictures and unread graphics found in a draw
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from lxml import etree
 
+from mmrag.indexer.captions import caption_of
 from mmrag.indexer.chart_drawing import draw_chart
 from mmrag.indexer.items import Item
 from mmrag.indexer.office_charts import A, C, CellReader, Chart, EmbeddedWorkbook, read_chart
 from mmrag.indexer.office_package import reason
-from mmrag.indexer.reading import ExtractOptions, load_image
+from mmrag.indexer.reading import Deadline, ExtractOptions, TimeLimitError, load_image
 from mmrag.indexer.tables import markdown_table
 
 R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -145,6 +146,8 @@ def chart_item(
     try:
         chart: Chart = read_chart(xml, part, cells)
         text = chart.text()
+    except TimeLimitError:  # the file's deadline (met reading an embedded workbook) fails the file
+        raise
     except Exception as e:  # a chart that cannot be read costs that chart
         warnings.append(f"{place.shape or part}: chart data not read: {reason(e)}")
         return None
@@ -170,19 +173,18 @@ def chart_item(
 
 def find_caption(candidates: list[str], table: bool) -> tuple[str, str | None]:
     """The first of the neighbouring paragraphs that is a figure's (table's) caption: (text, label)."""
-    from mmrag.indexer.captions import caption_label
-
     for text in candidates:
-        label = caption_label(text)
-        if label is not None and label.strong and label.table == table:
+        if (label := caption_of(text, table)) is not None:
             return text, label.text
     return "", None
 
 
-def part_chart_item(find: Callable[[], Any], place: Place, warnings: list[str], max_unzipped_bytes: int) -> Item | None:
+def part_chart_item(
+    find: Callable[[], Any], place: Place, warnings: list[str], max_unzipped_bytes: int, deadline: Deadline
+) -> Item | None:
     """The chart item of a python-docx / python-pptx chart part (`find` gives it), with its embedded workbook at
-    hand for references without a cache (opened only then, within the package's limits); None (and a warning)
-    when it cannot be read."""
+    hand for references without a cache (opened only then, within the package's limits and the file's
+    deadline); None (and a warning) when it cannot be read."""
     try:
         chart = find()
         workbook = next(
@@ -196,7 +198,8 @@ def part_chart_item(find: Callable[[], Any], place: Place, warnings: list[str], 
     except (KeyError, AttributeError, ValueError) as e:  # a dangling reference, a part that is not a chart
         warnings.append(f"{place.shape or place.locator}: chart left out: {reason(e)}")
         return None
-    book = EmbeddedWorkbook(workbook, max_unzipped_bytes, warnings, place.shape or place.locator) if workbook else None
+    where = place.shape or place.locator
+    book = EmbeddedWorkbook(workbook, max_unzipped_bytes, deadline, warnings, where) if workbook else None
     try:
         part = str(chart.partname).lstrip("/")
         cells = book.read if book is not None else None
@@ -223,8 +226,14 @@ class Graphic:
     @property
     def alt(self) -> str:
         """The nearest description (alt text) or title, whitespace-normalized."""
-        found = (props.get("descr") or props.get("title") or "" for props in self.names)
-        return " ".join(next((text for text in found if text.strip()), "").split())
+        return alt_text(self.names)
+
+
+def alt_text(names: Iterable[Any]) -> str:
+    """The nearest description (alt text) or title of cNvPr / docPr elements (the nearest first),
+    whitespace-normalized."""
+    found = (props.get("descr") or props.get("title") or "" for props in names)
+    return " ".join(next((text for text in found if text.strip()), "").split())
 
 
 def inside(element: Any, tags: frozenset[str], root: Any) -> bool:

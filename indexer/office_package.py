@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import posixpath
 import zipfile
+import zlib
 from pathlib import Path
 from typing import IO, Any
 
 from lxml import etree
 
-from mmrag.core.errors import one_line
+from mmrag.core.errors import error_text, one_line
 from mmrag.indexer.items import BadFileError
-from mmrag.indexer.reading import Deadline, ExtractOptions
+from mmrag.indexer.reading import Deadline
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0"
 MAX_MEMBERS = 20_000
 """Parts an Office zip may hold."""
 _CONTENT_TYPES = "[content_types].xml"
+ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, RuntimeError, zlib.error)
+"""What reading a damaged zip raises: a bad header, a truncated or corrupt deflate stream, an encrypted member."""
 
 
 def _parser(target: Any = None) -> etree.XMLParser:
@@ -30,19 +33,26 @@ def parse_xml(data: bytes, part: str) -> Any:
     try:
         root = etree.fromstring(data, parser=_parser())
     except etree.XMLSyntaxError as e:
-        raise BadFileError(f"broken XML in {part}: {one_line(e.msg or str(e))}") from e
+        raise _broken(part, e) from e
     if root.getroottree().docinfo.doctype:
-        raise BadFileError(f"{part} declares a DTD (refused: entity expansion)")
+        raise _declares_dtd(part)
     return root
+
+
+def _broken(part: str, error: etree.XMLSyntaxError) -> BadFileError:
+    """The refusal of a part that is not well-formed XML (parsed whole or checked as a stream)."""
+    return BadFileError(f"broken XML in {part}: {one_line(error.msg or str(error))}")
+
+
+def _declares_dtd(part: str) -> BadFileError:
+    """The refusal of a part that declares a DTD, whose entities could expand without bound."""
+    return BadFileError(f"{part} declares a DTD (refused: entity expansion)")
 
 
 def reason(error: BaseException) -> str:
     """Why something could not be read, in one line: a BadFileError's own reason, else the error's type and
     message."""
-    if isinstance(error, BadFileError):
-        return str(error)
-    detail = one_line(str(error))
-    return f"{type(error).__name__}{': ' + detail if detail else ''}"
+    return str(error) if isinstance(error, BadFileError) else error_text(error)
 
 
 class _DtdFoundError(Exception):
@@ -100,14 +110,14 @@ def _check_xml(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: _NoTre
                 parser.feed(chunk)
         parser.close()
     except _DtdFoundError as e:
-        raise BadFileError(f"{member.filename} declares a DTD (refused: entity expansion)") from e
+        raise _declares_dtd(member.filename) from e
     except etree.XMLSyntaxError as e:
-        raise BadFileError(f"broken XML in {member.filename}: {one_line(e.msg or str(e))}") from e
+        raise _broken(member.filename, e) from e
 
 
-def check_package(path: Path, options: ExtractOptions, deadline: Deadline, warnings: list[str]) -> None:
-    """Refuse what is not a safe Office zip: OLE (legacy or encrypted), not a zip, a zip bomb, XML with a DTD or
-    broken XML (naming the part); warn when it carries macros (never run)."""
+def check_package(path: Path, max_unzipped_bytes: int, deadline: Deadline, warnings: list[str]) -> None:
+    """Refuse what is not a safe Office zip: OLE (legacy or encrypted), not a zip, a zip bomb (past
+    `max_unzipped_bytes`), XML with a DTD or broken XML (naming the part); warn when it carries macros (never run)."""
     with path.open("rb") as f:
         head = f.read(8)
         ole = head.startswith(OLE_MAGIC)
@@ -120,7 +130,7 @@ def check_package(path: Path, options: ExtractOptions, deadline: Deadline, warni
         if head.startswith(b"PK"):
             raise BadFileError("corrupt or truncated zip archive (its table of contents is missing)")
         raise BadFileError("not an Office file (not a zip archive)")
-    for name in check_zip(path, options.max_unzipped_bytes, deadline):
+    for name in check_zip(path, max_unzipped_bytes, deadline):
         if name.lower().endswith("vbaproject.bin"):
             warnings.append("contains macros (never run)")
 
@@ -149,7 +159,6 @@ def check_zip(source: Path | IO[bytes], max_unzipped_bytes: int, deadline: Deadl
                 if name.lower() != _CONTENT_TYPES and not member.is_dir() and types.is_xml(name):
                     _check_xml(archive, member, _NoTree(), deadline)
             return [member.filename for member in members]
-    except zipfile.BadZipFile as e:
-        raise BadFileError(f"corrupt or truncated zip archive: {one_line(str(e))}") from e
-    except (EOFError, zipfile.LargeZipFile, NotImplementedError) as e:
-        raise BadFileError(f"corrupt or truncated zip archive: {reason(e)}") from e
+    except ZIP_ERRORS as e:
+        detail = one_line(str(e)) if isinstance(e, zipfile.BadZipFile) else error_text(e)
+        raise BadFileError(f"corrupt or truncated zip archive: {detail}") from e

@@ -9,14 +9,25 @@ from pathlib import Path
 from typing import Any
 
 from mmrag.indexer.items import Item
-from mmrag.indexer.office_objects import Budget, Place, graphics_in, part_chart_item, picture_item, table_items
+from mmrag.indexer.office_objects import (
+    Budget,
+    Place,
+    alt_text,
+    graphics_in,
+    part_chart_item,
+    picture_item,
+    table_items,
+)
 from mmrag.indexer.office_package import reason
 from mmrag.indexer.reading import Deadline, ExtractOptions, chunk_text
 
 
-def pptx_items(path: Path, options: ExtractOptions, deadline: Deadline, warnings: list[str]) -> list[Item]:
+def pptx_items(
+    path: Path, options: ExtractOptions, deadline: Deadline, warnings: list[str], shown: list[int]
+) -> list[Item]:
     """Per slide: its title, then its other text top-to-bottom and left-to-right (groups opened), then its notes;
-    its tables, pictures and charts."""
+    its tables, pictures and charts. The numbers of the slides the presentation shows (not hidden) are added to
+    `shown`, in order: LibreOffice prints no hidden slide."""
     from pptx import Presentation
 
     presentation = Presentation(str(path))
@@ -26,6 +37,8 @@ def pptx_items(path: Path, options: ExtractOptions, deadline: Deadline, warnings
     for number, slide in enumerate(presentation.slides, start=1):
         deadline.check()
         items += _slide_items(slide, number, options, deadline, warnings, (budget, table_budget))
+        if slide._element.get("show") not in ("0", "false"):
+            shown.append(number)
     return items
 
 
@@ -77,17 +90,17 @@ def _slide_items(
             continue
         if shape.has_text_frame and shape.text_frame.text.strip():
             lines.append(shape.text_frame.text.strip())
-        if getattr(shape, "has_table", False) and shape.has_table:
+        if shape.has_table:
             rows = [[cell.text.strip() for cell in row.cells] for row in shape.table.rows]
             lines.append("\n".join(" | ".join(r) for r in rows))
             place = Place(f"slide:{number}:table", shape.name, title, page=number)
             tables = table_items(rows, options.chunk_size * 8, table_budget, place, counts["table"])
             items += tables
             counts["table"] += len(tables)
-        elif getattr(shape, "has_chart", False) and shape.has_chart:
+        elif shape.has_chart:
             place = Place(f"slide:{number}:chart:{counts['chart']}", shape.name, page=number)
             find = functools.partial(getattr, shape, "chart_part")
-            item = part_chart_item(find, place, warnings, options.max_unzipped_bytes)
+            item = part_chart_item(find, place, warnings, options.max_unzipped_bytes, deadline)
             if item is not None:
                 items.append(item)
                 counts["chart"] += 1
@@ -121,7 +134,6 @@ def _slide_picture(
         warnings.append(f"slide {number}: {shape.name}: picture left out: {reason(e)}")
         return None
     c_nv_pr = shape._element.find(".//{*}cNvPr")
-    alt = " ".join((c_nv_pr.get("descr") or c_nv_pr.get("title") or "").split()) if c_nv_pr is not None else ""
-    caption = alt or title
+    caption = alt_text([c_nv_pr] if c_nv_pr is not None else []) or title
     place = Place(f"slide:{number}:figure:{i}", shape.name, caption, page=number)
     return picture_item(blob, name, place, caption, options, warnings, f"slide {number}")

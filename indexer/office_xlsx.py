@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mmrag.indexer.items import Item
-from mmrag.indexer.office_charts import CellReader, cell_text, workbook_cells
+from mmrag.indexer.office_charts import CellReader, cell_reader, cell_text, open_workbook
 from mmrag.indexer.office_objects import (
     Budget,
     Graphic,
@@ -37,28 +37,24 @@ NS = {
 def xlsx_items(path: Path, options: ExtractOptions, deadline: Deadline, warnings: list[str]) -> list[Item]:
     """Each sheet's used cells as Markdown tables of ~50 rows (the header row repeated), its pictures and charts
     (references without a cache read from the workbook's cached cell values)."""
-    cells, close = workbook_cells(str(path))
+    book = open_workbook(str(path))
     try:
-        from openpyxl import load_workbook
-
-        book = load_workbook(str(path), read_only=True, data_only=True)
-        try:
-            budget = Budget(options.max_text_bytes, warnings)
-            items: list[Item] = []
-            with zipfile.ZipFile(path) as archive:
-                sheet_parts = _sheet_parts(archive)
-                for k, name in enumerate(book.sheetnames, start=1):  # worksheets and chart sheets, in order
-                    deadline.check()
-                    sheet = book[name]
-                    if hasattr(sheet, "iter_rows"):
-                        items += _sheet_tables(sheet, k, options, deadline, warnings, budget)
-                    if (part := sheet_parts.get(name)) is not None:
-                        items += _sheet_drawings(archive, part, name, k, cells, options, deadline, warnings)
-            return items
-        finally:
-            book.close()
+        cells = cell_reader(book)
+        budget = Budget(options.max_text_bytes, warnings)
+        items: list[Item] = []
+        with zipfile.ZipFile(path) as archive:
+            members = set(archive.namelist())
+            sheet_parts = _sheet_parts(archive, members)
+            for k, name in enumerate(book.sheetnames, start=1):  # worksheets and chart sheets, in order
+                deadline.check()
+                sheet = book[name]
+                if hasattr(sheet, "iter_rows"):
+                    items += _sheet_tables(sheet, k, options, deadline, warnings, budget)
+                if (part := sheet_parts.get(name)) is not None:
+                    items += _sheet_drawings(archive, members, part, name, k, cells, options, deadline, warnings)
+        return items
     finally:
-        close()
+        book.close()
 
 
 def _sheet_tables(
@@ -114,11 +110,12 @@ def _sheet_rows(sheet: Any, deadline: Deadline, warnings: list[str]) -> list[tup
     return rows
 
 
-def _rels(archive: zipfile.ZipFile, part: str) -> dict[str, tuple[str, str]]:
-    """rId -> (relationship type, target part name) of a part (its _rels/NAME.rels), internal targets only."""
+def _rels(archive: zipfile.ZipFile, members: set[str], part: str) -> dict[str, tuple[str, str]]:
+    """rId -> (relationship type, target part name) of a part (its _rels/NAME.rels, when among the archive's
+    `members`), internal targets only."""
     folder, name = posixpath.split(part)
     rels_name = posixpath.join(folder, "_rels", name + ".rels")
-    if rels_name not in archive.namelist():
+    if rels_name not in members:
         return {}
     found = {}
     for rel in parse_xml(archive.read(rels_name), rels_name).findall("pr:Relationship", NS):
@@ -130,16 +127,17 @@ def _rels(archive: zipfile.ZipFile, part: str) -> dict[str, tuple[str, str]]:
     return found
 
 
-def _sheet_parts(archive: zipfile.ZipFile) -> dict[str, str]:
+def _sheet_parts(archive: zipfile.ZipFile, members: set[str]) -> dict[str, str]:
     """Sheet name -> its worksheet part."""
     book = "xl/workbook.xml"
-    rels = _rels(archive, book)
+    rels = _rels(archive, members, book)
     sheets = parse_xml(archive.read(book), book).findall("s:sheets/s:sheet", NS)
     return {s.get("name", ""): rels[s.get(f"{{{R}}}id", "")][1] for s in sheets if s.get(f"{{{R}}}id", "") in rels}
 
 
 def _sheet_drawings(
     archive: zipfile.ZipFile,
+    members: set[str],
     part: str,
     title: str,
     k: int,
@@ -148,20 +146,19 @@ def _sheet_drawings(
     deadline: Deadline,
     warnings: list[str],
 ) -> list[Item]:
-    """The charts and pictures of a sheet's drawings (every one of a group), within the limit; a graphic that is
-    not read is named in a warning."""
+    """The charts and pictures of a sheet's drawings (every one of a group; `members`: the archive's part names),
+    within the limit; a graphic that is not read is named in a warning."""
     items: list[Item] = []
     counts = {"figure": 0, "chart": 0}
-    members = set(archive.namelist())
     limit = Limit(
         options.max_page_objects,
         warnings,
         f'sheet "{title}": more than {options.max_page_objects} drawings; the rest left out (MMRAG_MAX_PAGE_OBJECTS)',
     )
-    for kind, drawing in _rels(archive, part).values():
+    for kind, drawing in _rels(archive, members, part).values():
         if not kind.endswith("/drawing") or drawing not in members:
             continue
-        targets = _rels(archive, drawing)
+        targets = _rels(archive, members, drawing)
         for graphic in graphics_in(parse_xml(archive.read(drawing), drawing)):
             if not limit.take():
                 break

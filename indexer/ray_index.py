@@ -144,7 +144,7 @@ def index_paths_on_ray(
     from mmrag.indexer.ocr import check_setup
     from mmrag.indexer.store import Store
 
-    check_setup(settings.ocr, settings.tesseract, settings.ocr_language)
+    check_setup(settings.ocr or settings.ocr_images, settings.tesseract, settings.ocr_language)
     clip, text = embedders_for(settings)  # loaded here only for a new collection's vector sizes
     with ray_cluster(address), connect(settings, start_local=True) as client:
         indexer = Indexer(

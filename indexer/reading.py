@@ -1,5 +1,5 @@
 """What every reader of files shares: the extraction options and time budget, the PDFium lock, image decoding within
-bounds, text chunking, and the one-line reason of a failure.
+bounds, a PDF page's text and image, text chunking, and the one-line reason of a failure.
 
 A leaf module (it imports no reader), so extract.py and the format readers it calls (office.py, convert.py, ocr.py)
 all import it without importing each other.
@@ -13,11 +13,11 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from struct import error as struct_error
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps
 
-from mmrag.core.errors import one_line
+from mmrag.core.errors import error_text, one_line
 from mmrag.core.filetypes import SVG_SUFFIXES
 from mmrag.indexer.items import BadFileError, check_aspect
 
@@ -109,6 +109,10 @@ class Deadline:
         if time.monotonic() > self.end:
             raise TimeLimitError(f"took longer than {self.seconds:g} s to read (MMRAG_FILE_TIMEOUT_S)")
 
+    def left(self) -> float:
+        """Seconds left (negative once spent)."""
+        return self.end - time.monotonic()
+
 
 def failure_reason(error: BaseException) -> str:
     """One line for the user saying why a file could not be indexed."""
@@ -122,8 +126,7 @@ def failure_reason(error: BaseException) -> str:
         return "nested too deeply to read"
     if isinstance(error, MemoryError):
         return "out of memory while reading it"
-    detail = one_line(str(error))
-    return f"unreadable ({type(error).__name__}{': ' + detail if detail else ''})"
+    return f"unreadable ({error_text(error)})"
 
 
 def load_image(
@@ -171,6 +174,25 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     return img.convert("RGB")
+
+
+def page_text(textpage: Any) -> str:
+    """The text of a pypdfium2 text page, with Unix line ends. The caller holds the PDFium lock."""
+    return str(textpage.get_text_range()).replace("\r\n", "\n").strip()
+
+
+def page_scale(page: Any, long_side: int) -> float:
+    """The scale that draws a pypdfium2 page `long_side` pixels on its long side."""
+    width, height = page.get_size()
+    return long_side / max(width, height, 1)
+
+
+def page_image(page: Any, options: ExtractOptions) -> Image.Image:
+    """A pypdfium2 page drawn in RGB at options.page_long_side on its long side; BadFileError for a page more
+    elongated than options.max_aspect_ratio. The caller holds the PDFium lock."""
+    width, height = page.get_size()
+    check_aspect(max(round(width), 1), max(round(height), 1), options.max_aspect_ratio)
+    return page.render(scale=page_scale(page, options.page_long_side)).to_pil().convert("RGB")
 
 
 def chunk_text(text: str, options: ExtractOptions) -> list[str]:

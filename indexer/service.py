@@ -36,7 +36,7 @@ def index_paths(
     from mmrag.indexer.ocr import check_setup
     from mmrag.indexer.pipeline import Indexer
 
-    check_setup(settings.ocr, settings.tesseract, settings.ocr_language)
+    check_setup(settings.ocr or settings.ocr_images, settings.tesseract, settings.ocr_language)
     clip, text = embedders or embedders_for(settings)
     with connect(settings, start_local=True) as client:
         indexer = Indexer(

@@ -44,8 +44,8 @@ from mmrag.indexer.items import Box
 SCHEMA_VERSION = 3
 """2: figures and tables with `label`, `caption` and `bbox`. 3: `origin` (text read by OCR, a chart drawn from its
 data) and `shape` (where in an Office file); a v2 collection is upgraded in place (the two properties added)."""
-_UPGRADABLE = {2: ("origin", "shape")}
-"""Schema versions this one upgrades in place, and the properties it adds to them."""
+_UPGRADABLE = frozenset({2})
+"""Schema versions this one upgrades in place (by adding the properties of `_v3_properties`)."""
 CLIP_VECTOR = "clip"
 TEXT_VECTOR = "text"
 T = TypeVar("T")

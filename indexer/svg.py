@@ -25,7 +25,7 @@ from xml.etree.ElementTree import Element, ParseError, tostring
 
 from PIL import Image
 
-from mmrag.core.errors import one_line
+from mmrag.core.errors import error_text
 from mmrag.indexer.items import BadFileError, check_aspect
 
 MAX_SVG_BYTES = 16 * 2**20
@@ -322,8 +322,7 @@ def _draw(
     except (SvgError, RecursionError, MemoryError):
         raise
     except Exception as e:  # CairoSVG raises many types on drawings it cannot handle
-        detail = one_line(str(e))
-        raise SvgError(f"cannot draw this SVG ({type(e).__name__}{': ' + detail if detail else ''})") from e
+        raise SvgError(f"cannot draw this SVG ({error_text(e)})") from e
     with Image.open(io.BytesIO(output.getvalue())) as image:
         rgba = image.convert("RGBA")
     background = Image.new("RGB", rgba.size, (255, 255, 255))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmrag.core.errors import one_line
+from mmrag.core.errors import error_text
 from mmrag.indexer.items import Box
 
 Rows = list[list[str]]
@@ -91,7 +91,7 @@ def find_pdf_tables(
     try:
         pdf = pdfplumber.open(path, pages=wanted)
     except Exception as e:  # pdfminer raises many types on broken or encrypted files
-        _warn(warnings, f"tables not read: {_reason(e)}")
+        _warn(warnings, f"tables not read: {error_text(e)}")
         return found
     with pdf:
         for page in _pages(pdf, warnings):
@@ -100,7 +100,7 @@ def find_pdf_tables(
             try:
                 tables = tables_on_page(page, max_objects, max_crossings, warnings)
             except Exception as e:  # a broken page costs its tables
-                _warn(warnings, f"page {page.page_number}: tables not read: {_reason(e)}")
+                _warn(warnings, f"page {page.page_number}: tables not read: {error_text(e)}")
                 continue
             finally:
                 page.close()
@@ -113,7 +113,7 @@ def _pages(pdf: Any, warnings: list[str] | None) -> list[Any]:
     try:
         return list(pdf.pages)
     except Exception as e:
-        _warn(warnings, f"tables not read: {_reason(e)}")
+        _warn(warnings, f"tables not read: {error_text(e)}")
         return []
 
 
@@ -230,8 +230,3 @@ def _text(chars: list[dict[str, Any]]) -> str:
 def _warn(warnings: list[str] | None, message: str) -> None:
     if warnings is not None:
         warnings.append(message)
-
-
-def _reason(error: Exception) -> str:
-    detail = one_line(str(error))
-    return f"{type(error).__name__}{': ' + detail if detail else ''}"

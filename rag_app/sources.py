@@ -111,8 +111,8 @@ class Source:
 
     def named(self, name: str) -> str:
         """The label with the file called `name`."""
-        page = "slide" if name.lower().endswith(".pptx") else "p."
-        where = f"{name} {page}{'' if page == 'p.' else ' '}{self.page}" if self.page else name
+        page = "slide " if name.lower().endswith(".pptx") else "p."
+        where = f"{name} {page}{self.page}" if self.page else name
         if self.figure_label:
             return f"{where}, {titled(self.figure_label, self.caption)}"
         if self.shape and self.kind in ("image", "table"):

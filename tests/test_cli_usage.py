@@ -228,6 +228,7 @@ def test_ctrl_c_exits_130_without_a_traceback(settings: Settings, tmp_path: Path
     (tmp_path / "note.txt").write_text("Interrupted before it is indexed.\n")
     code = (  # Ctrl-C while the models load (at that moment, not after a guessed delay the run may beat)
         "import os, signal, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"  # as in a terminal, even if run with it ignored
         "import mmrag.indexer.embedders as embedders\n"
         "from mmrag.commands.app import main\n"
         "load = embedders.embedders_for\n"

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from mmrag.core.settings import Settings
 from mmrag.indexer.extract import ExtractOptions, extract_file
 from mmrag.indexer.items import FileResult
 from mmrag.indexer.ocr import OcrError, ocr_image
+from tests.helpers import CACHE_DIR, cli_env, run_cli
 from tests.scan_corpus import HELD_OUT_SEEDS, ScanCorpus, make_scan_corpus, word_accuracy
 
 needs_tesseract = pytest.mark.skipif(
@@ -155,3 +157,23 @@ def test_a_tesseract_past_its_time_is_a_timeout(tmp_path: Path) -> None:
     tesseract = _fake_tesseract(tmp_path, "exec sleep 30")
     with pytest.raises(OcrError, match=r"^OCR took longer than 1 s$"):
         ocr_image(Image.new("L", (200, 100), 255), str(tesseract), "eng", 1)
+
+
+def test_a_language_not_installed_is_refused_up_front_when_only_images_are_ocred(tmp_path: Path) -> None:
+    """MMRAG_OCR off but MMRAG_OCR_IMAGES on: a language Tesseract lacks is one line and exit 1 before any file is
+    read (Weaviate is never reached: the URL given here is a closed port), not a long failure per image."""
+    tesseract = _fake_tesseract(tmp_path, "exit 1")
+    png = tmp_path / "page.png"
+    Image.new("RGB", (200, 100), "white").save(png)
+    settings = Settings(profile="tiny", data_dir=tmp_path / "data", cache_dir=CACHE_DIR, device="cpu")
+    env = cli_env(
+        settings,
+        MMRAG_OCR="false",
+        MMRAG_OCR_IMAGES="true",
+        MMRAG_OCR_LANGUAGE="xyz",
+        MMRAG_TESSERACT=str(tesseract),
+        MMRAG_WEAVIATE_URL="http://127.0.0.1:9",
+    )
+    result = run_cli(env, "index", str(png), timeout=120)
+    assert result.returncode == 1 and result.stderr.strip().count("\n") == 0, result.stderr
+    assert "OCR language xyz is not installed for Tesseract (installed: eng;" in result.stderr

@@ -17,6 +17,8 @@ from mmrag.indexer import office_objects
 from mmrag.indexer.extract import ExtractOptions, extract_file
 from mmrag.indexer.items import FileResult, Item
 from mmrag.indexer.office_charts import read_chart
+from mmrag.indexer.office_objects import Place, part_chart_item
+from mmrag.indexer.reading import Deadline, TimeLimitError
 from tests.office_corpus import _add_docx_chart, _rewrite
 
 OPTIONS = ExtractOptions(office_pages=False)
@@ -228,3 +230,27 @@ def test_a_titled_docx_chart_keeps_its_caption_once(tmp_path):
     (chart,) = _charts(extract_file(path, "sha", OPTIONS))
     assert chart.text.startswith("Column chart: Revenue by region\n")
     assert chart.caption == "Figure 2: Revenue by region"
+
+
+def _chart_part(path: Path) -> Any:
+    """The (only) chart part of a .docx, as python-docx loads it."""
+    import docx
+
+    parts = docx.Document(str(path)).part.related_parts.values()
+    return next(part for part in parts if str(part.partname).startswith("/word/charts/"))
+
+
+def test_a_spent_file_deadline_stops_the_embedded_workbook_check(tmp_path):
+    """The check of a chart's embedded workbook runs within the file's deadline (MMRAG_FILE_TIMEOUT_S): once it is
+    spent, a chart whose references have no cache fails the file (TimeLimitError, as a spent deadline does
+    everywhere) instead of checking a workbook of any size; a chart with caches never opens its workbook."""
+    spent = Deadline(-1.0)
+    place = Place("chart:0", "Chart 1")
+    warnings: list[str] = []
+    cached = _chart_part(_docx_chart(tmp_path, "Regional revenue", with_cache=True))
+    item = part_chart_item(lambda: cached, place, warnings, OPTIONS.max_unzipped_bytes, spent)
+    assert item is not None and "| South | 23.5 |" in item.text
+    uncached = _chart_part(_docx_chart(tmp_path, "Regional revenue", with_cache=False))
+    with pytest.raises(TimeLimitError, match="MMRAG_FILE_TIMEOUT_S"):
+        part_chart_item(lambda: uncached, place, warnings, OPTIONS.max_unzipped_bytes, spent)
+    assert warnings == []

@@ -298,6 +298,26 @@ def test_long_docx_and_pptx_tables_are_split_with_their_header_repeated(tmp_path
     assert all(i.page == 1 and i.caption == "All orders" for i in tables)
 
 
+def test_a_macro_enabled_document_under_a_long_path_is_named_as_such(tmp_path):
+    """A .docm's content saved under a .docx name is refused as macro-enabled even when python-docx's message
+    quotes a path long enough to push the content type past a one-line reason's cut."""
+    import docx
+
+    folder = tmp_path / ("a-rather-long-folder-name-" * 7)
+    folder.mkdir()
+    path = folder / "report.docx"
+    docx.Document().save(str(path))
+    main = b"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
+    _edit(
+        path,
+        "[Content_Types].xml",
+        lambda data: data.replace(main, b"application/vnd.ms-word.document.macroEnabled.main+xml"),
+    )
+    assert len(str(folder)) > 150
+    result = extract_file(path, "sha", OPTIONS)
+    assert result.error == "macro-enabled Word document (.docm content under a .docx name) is not read"
+
+
 # ------------------------------------------------------------------------------------------------------------ xlsx
 
 

@@ -42,7 +42,7 @@ def _rewrite(good: Path, path: Path, replace: dict[str, bytes], rename: dict[str
 
 def _check(path: Path, seconds: float = 60) -> list[str]:
     warnings: list[str] = []
-    check_package(path, ExtractOptions(), Deadline(seconds), warnings)
+    check_package(path, ExtractOptions().max_unzipped_bytes, Deadline(seconds), warnings)
     return warnings
 
 
@@ -132,5 +132,5 @@ def test_the_deadline_is_checked_while_a_large_part_is_read(good: Path, tmp_path
     body = f'<w:document xmlns:w="{W}"><w:body>{"<w:p/>" * 2_000_000}</w:body></w:document>'.encode()
     path = _rewrite(good, tmp_path / "slow.docx", {"word/document.xml": body})
     deadline = _CountingDeadline(60)
-    check_package(path, ExtractOptions(), deadline, [])
+    check_package(path, ExtractOptions().max_unzipped_bytes, deadline, [])
     assert deadline.checks > len(body) / 2**17

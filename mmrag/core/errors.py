@@ -39,3 +39,10 @@ def one_line(text: str, limit: int = 200) -> str:
     """`text` with every run of whitespace (newlines too) made one space, at most `limit` characters: a reason that
     quotes a library's message stays one line."""
     return " ".join(text.split())[:limit]
+
+
+def error_text(error: BaseException) -> str:
+    """A library's exception as one line for a reason: `ValueError: bad value`, or just its type when it says
+    nothing."""
+    detail = one_line(str(error))
+    return f"{type(error).__name__}{': ' + detail if detail else ''}"
